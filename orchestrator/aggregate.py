@@ -1,0 +1,81 @@
+"""Aggregate: turn one chunk's final graph state into per-item results and fold it into the ledger.
+
+Pure functions over the state the reducers built; the executor never assembles results itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.intake import Chunk
+from orchestrator.ledger import Ledger
+from orchestrator.result import ItemError, ItemResult
+from orchestrator.spec import Evaluation
+from orchestrator.validation import ResolvedGraph
+
+__all__ = ["Scorecard", "collect_chunk", "failed_chunk"]
+
+
+class Scorecard:
+    """Counts correct answers when items carry a gold label (``label``)."""
+
+    def __init__(self, evaluation: Evaluation | None) -> None:
+        self.evaluation = evaluation
+        self.labelled = 0
+        self.correct = 0
+
+    def add(self, result: ItemResult, label: Any) -> None:
+        if self.evaluation is None or label is None or result.outputs is None:
+            return
+        self.labelled += 1
+        self.correct += int(result.outputs.get(self.evaluation.output) == label)
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.labelled if self.labelled else None
+
+
+def collect_chunk(
+    graph: ResolvedGraph, chunk: Chunk, state: dict[str, Any], ledger: Ledger, score: Scorecard
+) -> list[ItemResult]:
+    """Per-item results of one chunk, in input order, and the ledger updated."""
+    columns, errors = state["columns"], state.get("errors") or {}
+    outputs = [(name, binding.key) for name, binding in graph.spec.outputs.items()]
+    escalate_keys = [f"{s.id}.escalate" for s in graph.steps if s.spec.threshold > 0]
+    graph_row = {position: row for row, position in enumerate(chunk.rows)}
+    results: list[ItemResult] = []
+    for position, item_id in enumerate(chunk.ids):
+        row = graph_row.get(position)
+        if row is None:
+            result = ItemResult(item_id, error=chunk.rejected[position])
+        elif row in errors:
+            result = ItemResult(item_id, error=ItemError("skill_failed", errors[row]))
+        else:
+            values = {name: columns[key][row] for name, key in outputs}
+            escalate = any(columns[key][row] for key in escalate_keys)
+            result = ItemResult(item_id, outputs=values, escalate=escalate)
+        results.append(result)
+        score.add(result, chunk.labels[position])
+    _count(ledger, results)
+    ledger.add_steps(state.get("stats") or [])
+    ledger.chunks += 1
+    return results
+
+
+def failed_chunk(chunk: Chunk, error: ItemError, ledger: Ledger) -> list[ItemResult]:
+    """Results for a chunk whose graph run failed as a whole: every item carries the error."""
+    results = [
+        ItemResult(item_id, error=chunk.rejected.get(position, error))
+        for position, item_id in enumerate(chunk.ids)
+    ]
+    _count(ledger, results)
+    ledger.chunks += 1
+    return results
+
+
+def _count(ledger: Ledger, results: list[ItemResult]) -> None:
+    ledger.items += len(results)
+    ok = sum(1 for r in results if r.ok)
+    ledger.succeeded += ok
+    ledger.failed += len(results) - ok
+    ledger.escalated += sum(1 for r in results if r.escalate)

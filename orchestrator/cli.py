@@ -1,0 +1,215 @@
+"""The ``orchestrator`` command line (Typer + Rich):
+
+    orchestrator run GRAPH --input IN.jsonl --output OUT.jsonl [--json]
+    orchestrator validate GRAPH
+    orchestrator skills list | build [NAME...]
+
+Exit codes: 0 the job ran (per-item errors are in OUT and the summary), 1 no item succeeded,
+2 setup error (bad graph, unknown skill, missing artifact): nothing ran.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.config import Settings
+from orchestrator.errors import OrchestratorError, SetupError
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Run graphs of small-model skills on Ray; list and build skills.",
+)
+skills_app = typer.Typer(no_args_is_help=True, help="List and build registered skills.")
+app.add_typer(skills_app, name="skills")
+
+err = Console(stderr=True)
+
+
+def main() -> None:
+    """Entry point of the ``orchestrator`` script."""
+    app()
+
+
+def _settings(**overrides: Any) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _fail(exc: OrchestratorError) -> typer.Exit:
+    err.print(f"[bold red]error[/] ({exc.code}): {exc}", highlight=False)
+    return typer.Exit(2 if isinstance(exc, SetupError) else 1)
+
+
+@app.command()
+def run(
+    graph: Annotated[
+        Path, typer.Argument(help="graph spec YAML, e.g. graphs/outbound_call_turn.yaml")
+    ],
+    input_path: Annotated[
+        Path, typer.Option("--input", "-i", help="JSONL: one item per line, with 'id'")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="JSONL written: id + outputs per item")
+    ],
+    json_summary: Annotated[
+        bool, typer.Option("--json", help="print a one-line JSON summary last")
+    ] = False,
+    executor: Annotated[str | None, typer.Option(help="'ray' (default) or 'local'")] = None,
+    chunk_size: Annotated[int | None, typer.Option(help="items per batch")] = None,
+    num_cpus: Annotated[int | None, typer.Option(help="CPUs for a local Ray cluster")] = None,
+    skills_dir: Annotated[Path | None, typer.Option(help="skills folder")] = None,
+) -> None:
+    """Run GRAPH over every item of --input and write one result line per item to --output."""
+    from orchestrator.intake import read_jsonl
+    from orchestrator.runtime import Runtime
+    from orchestrator.telemetry import configure_logging
+
+    settings = _settings(
+        executor=executor, chunk_size=chunk_size, num_cpus=num_cpus, skills_dir=skills_dir
+    )
+    configure_logging(settings.log_format, settings.log_level)
+    if not input_path.is_file():
+        err.print(f"[bold red]error[/]: input file {input_path} does not exist")
+        raise typer.Exit(2)
+    total = sum(1 for line in input_path.open(encoding="utf-8") if line.strip())
+    try:
+        runtime = Runtime(settings=settings)
+        job_graph = runtime.compile(graph)  # fails here, before any worker, on a bad graph
+        with runtime, output.open("w", encoding="utf-8") as out, _progress(total) as advance:
+            job = runtime.submit(job_graph, read_jsonl(input_path), on_progress=advance)
+            for result in job:
+                out.write(json.dumps(result.to_dict(), default=str) + "\n")
+    except OrchestratorError as exc:
+        raise _fail(exc) from None
+    summary = job.summary()
+    if json_summary:
+        print(json.dumps(summary))
+    else:
+        _print_summary(summary)
+    if summary["items"] and not summary["succeeded"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def validate(
+    graph: Annotated[Path, typer.Argument(help="graph spec YAML")],
+    skills_dir: Annotated[Path | None, typer.Option(help="skills folder")] = None,
+) -> None:
+    """Check GRAPH against the registry without running anything."""
+    from orchestrator.compiler import compile_graph
+    from orchestrator.registry import Registry
+    from orchestrator.spec import load_graph
+
+    settings = _settings(skills_dir=skills_dir)
+    try:
+        compiled = compile_graph(load_graph(graph), Registry.from_folder(settings.skills_dir))
+    except OrchestratorError as exc:
+        raise _fail(exc) from None
+    steps = ", ".join(f"{s.id}={s.skill.key}" for s in compiled.resolved.steps)
+    print(f"{graph}: ok ({steps})")
+
+
+@skills_app.command("list")
+def skills_list(
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    skills_dir: Annotated[Path | None, typer.Option(help="skills folder")] = None,
+) -> None:
+    """Show every registered skill version with its aliases, backend, status and metrics."""
+    from orchestrator.registry import Registry
+
+    settings = _settings(skills_dir=skills_dir)
+    try:
+        registry = Registry.from_folder(settings.skills_dir)
+    except OrchestratorError as exc:
+        raise _fail(exc) from None
+    rows: list[dict[str, Any]] = []
+    for version in registry:
+        aliases = [a for a, v in registry.aliases(version.name).items() if v == version.version]
+        problem = version.problem()
+        rows.append(
+            {
+                "name": version.name,
+                "version": version.version,
+                "aliases": aliases,
+                "backend": version.skill_cls.backend,
+                "status": "ready" if problem is None else "not built",
+                "problem": problem,
+                "metrics": version.manifest.metrics if version.manifest else {},
+                "description": version.skill_cls.description,
+            }
+        )
+    if json_out:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"skills in {settings.skills_dir}")
+    for column in ("name", "version", "aliases", "backend", "status", "metrics"):
+        table.add_column(column)
+    for row in rows:
+        metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in list(row["metrics"].items())[:4])
+        status = "[green]ready[/]" if row["problem"] is None else "[red]not built[/]"
+        table.add_row(
+            row["name"], row["version"], ",".join(row["aliases"]), row["backend"], status, metrics
+        )
+    Console().print(table)
+
+
+@skills_app.command("build")
+def skills_build(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="skills to build (default: all)")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="rebuild even if the artifacts match")] = False,
+    skills_dir: Annotated[Path | None, typer.Option(help="skills folder")] = None,
+) -> None:
+    """Train and export skill artifacts that are missing or stale (reproducible from data in the repo)."""
+    from orchestrator.building import build_skills
+
+    settings = _settings(skills_dir=skills_dir)
+    try:
+        outcomes = build_skills(settings.skills_dir, names or None, force=force)
+    except OrchestratorError as exc:
+        raise _fail(exc) from None
+    for outcome in outcomes:
+        took = f" in {outcome.seconds:.1f}s" if outcome.status == "built" else ""
+        err.print(f"{outcome.name}: {outcome.status}{took}")
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    table = Table(title=f"job {summary['job_id']} ({summary['graph']})", show_header=False)
+    for key, value in summary.items():
+        if key not in {"job_id", "graph"} and value is not None:
+            table.add_row(key, _fmt(value))
+    Console().print(table)
+
+
+class _progress:
+    """A Rich progress bar on stderr when it is a terminal; a no-op otherwise (CI, pipes)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.bar: Any = None
+
+    def __enter__(self) -> Any:
+        if not sys.stderr.isatty():
+            return lambda n: None
+        from rich.progress import Progress
+
+        self.bar = Progress(console=err, transient=True)
+        self.bar.start()
+        task = self.bar.add_task("items", total=self.total)
+        return lambda n: self.bar.advance(task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()

@@ -1,0 +1,56 @@
+"""Settings, from environment variables (``ORCHESTRATOR_*``) or keyword arguments.
+
+Defaults run everything on one machine with nothing to configure: a local Ray cluster on
+127.0.0.1, the built-in skills folder, SQLite under the data dir. ``RAY_ADDRESS`` joins an existing
+cluster instead.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "default_skills_dir"]
+
+
+def default_skills_dir() -> Path:
+    """The built-in ``skills/`` folder (next to the package in a checkout, or installed)."""
+    spec = importlib.util.find_spec("skills")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path(__file__).resolve().parent.parent / "skills"
+
+
+class Settings(BaseSettings):
+    """Runtime settings. Each field reads ``ORCHESTRATOR_<FIELD>`` from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="ORCHESTRATOR_", frozen=True, extra="forbid")
+
+    executor: Literal["ray", "local"] = Field(
+        default="ray", description="where skills run: 'ray' (workers) or 'local' (in-process)"
+    )
+    ray_address: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ORCHESTRATOR_RAY_ADDRESS", "RAY_ADDRESS", "ray_address"),
+        description="Ray cluster to join; unset starts a local one on 127.0.0.1",
+    )
+    num_cpus: int | None = Field(
+        default=None, ge=1, description="CPUs for a local Ray cluster (default: all cores)"
+    )
+    skills_dir: Path = Field(
+        default_factory=default_skills_dir, description="folder of skills/<name>/ with manifests"
+    )
+    chunk_size: int = Field(
+        default=2048, ge=1, le=1_000_000, description="items per graph run (one batch per step)"
+    )
+    max_inflight_chunks: int = Field(
+        default=2, ge=1, le=64, description="chunks in flight at once (bounds driver memory)"
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="'auto' is JSON when stderr is not a terminal"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

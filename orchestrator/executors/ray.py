@@ -1,0 +1,132 @@
+"""The Ray executor: each skill version is a Ray actor that loads its model once and takes batches.
+
+With no address configured it starts a local Ray in-process, bound to 127.0.0.1; with
+``RAY_ADDRESS`` (or ``address=``) it joins an existing cluster. Predictions are pure functions of
+their batch, so actor calls are retried on worker death (Ray's default for actor calls is
+at-most-once) and a restarted actor reloads its model.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from orchestrator.errors import ExecutorError, OrchestratorError, SkillRunError
+from orchestrator.executors.base import Executor
+from orchestrator.registry import SkillVersion
+from orchestrator.skill import Batch, Predictions
+
+__all__ = ["RayExecutor", "connect"]
+
+#: Restarts of a dead skill actor, and retries of a call that was in flight when it died.
+_MAX_RESTARTS = 3
+_MAX_TASK_RETRIES = 3
+
+
+def connect(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Join the Ray cluster at ``address`` / ``RAY_ADDRESS``, or start a local one on loopback."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address is None:
+        # Ray binds the machine's external address on every interface by default; this keeps a
+        # local cluster on 127.0.0.1 (see MACHINE_NOTES).
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        ray.init(
+            num_cpus=num_cpus or os.cpu_count() or 1,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+    else:
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+
+
+class _SkillWorker:
+    """Actor body: hosts one skill instance."""
+
+    def __init__(self, version: SkillVersion) -> None:
+        self.version = version
+        self.skill = version.create()
+
+    def ready(self) -> str:
+        # Set-up runs here rather than in __init__ so its errors come back as plain exceptions.
+        self.skill.ensure_setup()
+        return self.version.key
+
+    def predict(self, batch: Batch) -> Predictions:
+        self.skill.ensure_setup()  # after a restart the first call reloads the model
+        return self.skill.predict(batch)
+
+
+class RayExecutor(Executor):
+    """Skill workers as Ray actors, one per skill version (scale-out comes with Serve)."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None) -> None:
+        self.address = address
+        self.num_cpus = num_cpus
+        self._actors: dict[str, Any] = {}
+
+    async def start(self, skills: Sequence[SkillVersion]) -> None:
+        import ray
+
+        try:
+            connect(self.address, self.num_cpus)
+        except Exception as exc:  # Ray raises many kinds here; all mean "no cluster"
+            raise ExecutorError(f"could not start or reach Ray: {exc}") from exc
+        actor_cls: Any = ray.remote(_SkillWorker)
+        new: dict[str, Any] = {}
+        for version in skills:
+            if version.key in self._actors:
+                continue
+            new[version.key] = actor_cls.options(
+                num_cpus=version.skill_cls.num_cpus,
+                max_restarts=_MAX_RESTARTS,
+                max_task_retries=_MAX_TASK_RETRIES,
+                name=None,
+            ).remote(version)
+        for key, actor in new.items():
+            try:
+                await actor.ready.remote()
+            except ray.exceptions.RayTaskError as exc:
+                ray.kill(actor)
+                raise _unwrap(exc, f"skill {key} failed to set up on its worker") from None
+            self._actors[key] = actor
+
+    async def predict(self, skill_key: str, batch: Batch) -> Predictions:
+        import ray
+
+        actor = self._actors.get(skill_key)
+        if actor is None:
+            raise ExecutorError(f"no worker for {skill_key}; start() the executor with it first")
+        try:
+            preds: Predictions = await actor.predict.remote(dict(batch))
+            return preds
+        except ray.exceptions.RayTaskError as exc:
+            raise _unwrap(exc, f"skill {skill_key} failed") from None
+        except ray.exceptions.RayActorError as exc:
+            raise ExecutorError(
+                f"worker for {skill_key} died and could not recover: {exc}"
+            ) from exc
+
+    async def close(self) -> None:
+        import ray
+
+        for actor in self._actors.values():
+            ray.kill(actor)
+        self._actors.clear()
+
+
+def _unwrap(exc: Any, context: str) -> OrchestratorError:
+    """Turn a RayTaskError back into our error tree, keeping the original message."""
+    cause = exc.as_instanceof_cause() if hasattr(exc, "as_instanceof_cause") else exc
+    original = getattr(exc, "cause", None)
+    if isinstance(original, OrchestratorError):
+        return original
+    detail = f"{type(original).__name__}: {original}" if original is not None else str(cause)
+    return SkillRunError(f"{context}: {detail}")

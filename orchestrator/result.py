@@ -1,0 +1,77 @@
+"""What a job gives back: one :class:`ItemResult` per input item, in input order, and a summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.ledger import Ledger
+
+__all__ = ["ItemError", "ItemResult", "JobResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemError:
+    """Why one item has no outputs. ``code`` is stable (``invalid_item``, ``skill_failed``, ...)."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    """The graph's outputs for one item, or the error that item hit (never both)."""
+
+    id: Any
+    outputs: dict[str, Any] | None = None
+    escalate: bool = False
+    error: ItemError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON line written for this item: ``id`` plus the outputs, or ``id`` plus ``error``."""
+        if self.error is not None:
+            return {
+                "id": self.id,
+                "error": {"code": self.error.code, "message": self.error.message},
+            }
+        return {"id": self.id, **(self.outputs or {}), "escalate": self.escalate}
+
+
+@dataclass
+class JobResult:
+    """A finished job: every item's result and the ledger."""
+
+    job_id: str
+    graph: str
+    results: list[ItemResult]
+    ledger: Ledger
+    accuracy: float | None = None
+    labelled: int = 0
+    startup_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """The one-line JSON summary the CLI prints with ``--json``."""
+        ledger = self.ledger
+        return {
+            "job_id": self.job_id,
+            "graph": self.graph,
+            "items": ledger.items,
+            "succeeded": ledger.succeeded,
+            "failed": ledger.failed,
+            "items_per_s": round(ledger.items_per_s, 1),
+            "wall_s": round(ledger.wall_s, 3),
+            "startup_s": round(self.startup_s, 3),
+            "escalated": ledger.escalated,
+            "escalation_rate": round(ledger.escalation_rate, 4),
+            "llm_calls": ledger.llm_calls,
+            "llm_tokens": ledger.llm_prompt_tokens + ledger.llm_completion_tokens,
+            "llm_cost_usd": round(ledger.llm_cost_usd, 6),
+            "accuracy": round(self.accuracy, 4) if self.accuracy is not None else None,
+            "labelled": self.labelled,
+            **self.extra,
+        }

@@ -1,0 +1,244 @@
+"""The runtime: runs compiled graphs over a job's items, chunk by chunk, on an executor.
+
+Items stream in, are cut into chunks (``chunk_size`` items: one batch per step per chunk), and a
+bounded number of chunks run at once, so a job of any size holds only a few chunks in memory.
+Results come back in input order. Workers start once per runtime and stay warm across jobs.
+
+Example::
+
+    with Runtime(executor="local") as runtime:
+        result = runtime.run("graphs/outbound_call_turn.yaml", [{"id": 1, "utterance": "hi"}])
+        result.results[0].outputs["intent"]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from orchestrator.aggregate import Scorecard, collect_chunk, failed_chunk
+from orchestrator.compiler import CompiledGraph, RunContext, compile_graph
+from orchestrator.config import Settings
+from orchestrator.errors import OrchestratorError, RunError
+from orchestrator.executors import Executor, make_executor
+from orchestrator.intake import Chunk, RawItem, prepare_chunk
+from orchestrator.ledger import Ledger
+from orchestrator.registry import Registry
+from orchestrator.result import ItemError, ItemResult, JobResult
+from orchestrator.spec import GraphSpec, load_graph
+from orchestrator.telemetry import get_logger
+
+__all__ = ["Job", "Runtime"]
+
+log = get_logger(__name__)
+
+GraphLike = CompiledGraph | GraphSpec | str | Path
+
+
+class Runtime:
+    """Compiles graphs against a registry and runs jobs on one executor. Close it when done."""
+
+    def __init__(
+        self,
+        *,
+        registry: Registry | None = None,
+        executor: Executor | str | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self._registry = registry
+        if executor is None or isinstance(executor, str):
+            executor = make_executor(
+                executor or self.settings.executor,
+                address=self.settings.ray_address,
+                num_cpus=self.settings.num_cpus,
+            )
+        self.executor = executor
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def registry(self) -> Registry:
+        """The registry graphs are checked against (the skills folder, loaded on first use)."""
+        if self._registry is None:
+            self._registry = Registry.from_folder(self.settings.skills_dir)
+        return self._registry
+
+    def compile(self, graph: GraphLike) -> CompiledGraph:
+        """Load and validate a graph (path, spec or compiled graph). Starts no worker."""
+        if isinstance(graph, CompiledGraph):
+            return graph
+        spec = graph if isinstance(graph, GraphSpec) else load_graph(graph)
+        return compile_graph(spec, self.registry)
+
+    def submit(
+        self,
+        graph: GraphLike,
+        items: Iterable[Any],
+        *,
+        job_id: str | None = None,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> Job:
+        """A job over ``items`` (dicts, or :class:`RawItem`); iterate it to run it.
+
+        The graph is compiled here, so a bad graph raises before any worker starts.
+        """
+        return Job(self, self.compile(graph), items, job_id=job_id, on_progress=on_progress)
+
+    def run(
+        self, graph: GraphLike, items: Iterable[Any], *, job_id: str | None = None
+    ) -> JobResult:
+        """Run a whole job and return every result (for jobs that fit in memory)."""
+        job = self.submit(graph, items, job_id=job_id)
+        results = list(job)
+        return job.result(results)
+
+    async def arun(
+        self, graph: GraphLike, items: Iterable[Any], *, job_id: str | None = None
+    ) -> JobResult:
+        """:meth:`run` for callers already inside an event loop."""
+        job = self.submit(graph, items, job_id=job_id)
+        results = [r async for chunk in job.achunks() for r in chunk]
+        return job.result(results)
+
+    def close(self) -> None:
+        """Stop the executor's workers and this runtime's event loop."""
+        loop = self._sync_loop()
+        loop.run_until_complete(self.executor.close())
+        loop.close()
+        self._loop = None
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _sync_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None or self._loop.is_closed():
+            self._loop = asyncio.new_event_loop()
+        return self._loop
+
+
+class Job:
+    """One job in flight. Iterate it (sync or async) for results in input order; the ledger and
+    :meth:`summary` fill in as chunks finish."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        graph: CompiledGraph,
+        items: Iterable[Any],
+        *,
+        job_id: str | None = None,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.id = job_id or uuid.uuid4().hex[:16]
+        self.graph = graph
+        self.runtime = runtime
+        self.ledger = Ledger(job_id=self.id, graph=graph.name)
+        self.score = Scorecard(graph.spec.evaluate or _default_evaluation(graph.spec))
+        self.startup_s = 0.0
+        self._items = items
+        self._on_progress = on_progress
+        self._consumed = False
+
+    def __iter__(self) -> Iterator[ItemResult]:
+        loop = self.runtime._sync_loop()
+        chunks = self.achunks()
+        while True:
+            try:
+                results = loop.run_until_complete(anext(chunks))
+            except StopAsyncIteration:
+                return
+            yield from results
+
+    async def achunks(self) -> AsyncIterator[list[ItemResult]]:
+        """The job's results, one list per chunk, in input order."""
+        if self._consumed:
+            raise RunError(f"job {self.id} was already run; submit a new job")
+        self._consumed = True
+        settings = self.runtime.settings
+        with structlog.contextvars.bound_contextvars(job_id=self.id, graph=self.graph.name):
+            started = time.perf_counter()
+            await self.runtime.executor.start(self.graph.resolved.skills)
+            self.startup_s = time.perf_counter() - started
+            log.info("job_started", executor=self.runtime.executor.name, startup_s=self.startup_s)
+            started = time.perf_counter()
+            pending: deque[asyncio.Task[list[ItemResult]]] = deque()
+            for raw in _chunked(self._items, settings.chunk_size):
+                pending.append(asyncio.ensure_future(self._run_chunk(raw)))
+                if len(pending) >= settings.max_inflight_chunks:
+                    yield await self._finish(pending.popleft(), started)
+            while pending:
+                yield await self._finish(pending.popleft(), started)
+            log.info("job_finished", **self.summary())
+
+    def result(self, results: list[ItemResult]) -> JobResult:
+        """The finished job as a :class:`JobResult` (pass the results you collected)."""
+        return JobResult(
+            job_id=self.id,
+            graph=self.graph.name,
+            results=results,
+            ledger=self.ledger,
+            accuracy=self.score.accuracy,
+            labelled=self.score.labelled,
+            startup_s=self.startup_s,
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """The one-line JSON summary (items, items/s, escalations, big-model calls, accuracy)."""
+        return self.result([]).summary()
+
+    async def _finish(
+        self, task: asyncio.Task[list[ItemResult]], started: float
+    ) -> list[ItemResult]:
+        results = await task
+        self.ledger.wall_s = time.perf_counter() - started
+        if self._on_progress is not None:
+            self._on_progress(len(results))
+        return results
+
+    async def _run_chunk(self, raw: list[RawItem]) -> list[ItemResult]:
+        resolved = self.graph.resolved
+        chunk = prepare_chunk(raw, resolved.item_model)
+        try:
+            state = await self._invoke(chunk)
+        except OrchestratorError as exc:
+            log.error("chunk_failed", error=str(exc), items=len(raw))
+            return failed_chunk(chunk, ItemError(exc.code, str(exc)), self.ledger)
+        except Exception as exc:  # a bug must not lose the job's other chunks
+            log.exception("chunk_crashed", items=len(raw))
+            return failed_chunk(chunk, ItemError("internal_error", repr(exc)), self.ledger)
+        return collect_chunk(resolved, chunk, state, self.ledger, self.score)
+
+    async def _invoke(self, chunk: Chunk) -> dict[str, Any]:
+        if not chunk.rows:
+            return {"columns": {}, "errors": {}, "stats": []}
+        state = {"size": len(chunk.rows), "columns": chunk.columns, "errors": {}, "stats": []}
+        config = {"recursion_limit": len(self.graph.resolved.steps) + 10}
+        context = RunContext(executor=self.runtime.executor)
+        out: dict[str, Any] = await self.graph.langgraph.ainvoke(state, config, context=context)
+        return out
+
+
+def _chunked(items: Iterable[Any], size: int) -> Iterator[list[RawItem]]:
+    counter = itertools.count()
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield [
+            item if isinstance(item, RawItem) else RawItem(next(counter), item) for item in batch
+        ]
+
+
+def _default_evaluation(spec: GraphSpec) -> Any:
+    from orchestrator.spec import Evaluation
+
+    return Evaluation(output=next(iter(spec.outputs)))

@@ -1,0 +1,1 @@
+"""opt_out skill: rule-based do-not-call detection for outbound calls."""

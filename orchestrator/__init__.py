@@ -48,10 +48,14 @@ _EXPORTS: dict[str, str] = {
     "UnknownSkillError": "orchestrator.errors",
     "compile_graph": "orchestrator.compiler",
     "load_graph": "orchestrator.spec",
-    "skill": "orchestrator.skill",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted([*_EXPORTS, "skill"])
+
+# The decorator `skill` shares its name with the module `orchestrator.skill`. Importing the module
+# here (it needs only pydantic) and binding the decorator afterwards keeps `orchestrator.skill`
+# the decorator even after other code imports the submodule.
+from orchestrator.skill import skill  # noqa: E402
 
 
 def __getattr__(name: str) -> Any:

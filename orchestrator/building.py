@@ -42,7 +42,8 @@ def _build_one(folder: Path, force: bool) -> BuildOutcome:
     manifest = load_manifest(folder)
     if not manifest.train:
         return BuildOutcome(manifest.name, "no_artifacts")
-    if not force and manifest.artifacts:
+    if not force and (manifest.artifacts or manifest.metrics):
+        # Built before: skip if every artifact still matches (rule skills have none to check).
         try:
             verify_artifacts(folder, manifest)
             return BuildOutcome(manifest.name, "up_to_date")

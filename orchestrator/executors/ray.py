@@ -9,6 +9,7 @@ at-most-once) and a restarted actor reloads its model.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,20 +27,30 @@ _MAX_TASK_RETRIES = 3
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> None:
     """Join the Ray cluster at ``address`` / ``RAY_ADDRESS``, or start a local one on loopback."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address is None:
+        # Ray binds the machine's external address on every interface by default; this switch
+        # keeps a local cluster on 127.0.0.1. Ray's processes read it from the environment, the
+        # driver reads it once at `import ray`, so set both (the constant is pinned with Ray).
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
     if ray.is_initialized():
         return
-    address = address or os.environ.get("RAY_ADDRESS") or None
     if address is None:
-        # Ray binds the machine's external address on every interface by default; this keeps a
-        # local cluster on 127.0.0.1 (see MACHINE_NOTES).
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        from ray._private import ray_constants
+
+        if os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0":
+            ray_constants.ENABLE_RAY_CLUSTER = False
+        # Local workers see what this process sees: skills defined in the caller's own modules
+        # import on the workers too. (A remote cluster gets code through runtime_env instead.)
+        paths = [p for p in sys.path if p and os.path.isdir(p)]
         ray.init(
             num_cpus=num_cpus or os.cpu_count() or 1,
             include_dashboard=False,
             log_to_driver=False,
             configure_logging=False,
+            runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}},
         )
     else:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
@@ -96,6 +107,8 @@ class RayExecutor(Executor):
             except ray.exceptions.RayTaskError as exc:
                 ray.kill(actor)
                 raise _unwrap(exc, f"skill {key} failed to set up on its worker") from None
+            except ray.exceptions.RayActorError as exc:
+                raise ExecutorError(f"worker for skill {key} could not start: {exc}") from None
             self._actors[key] = actor
 
     async def predict(self, skill_key: str, batch: Batch) -> Predictions:

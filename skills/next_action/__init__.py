@@ -1,0 +1,1 @@
+"""next_action skill: rules choosing the agent's next move on an outbound call."""

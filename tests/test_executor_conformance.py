@@ -44,11 +44,17 @@ def test_outputs_follow_the_bindings_in_input_order(runtime):
     result = runtime.run(_graph(), items)
     assert [r.id for r in result.results] == list(range(7))
     assert result.results[0].outputs == {"length": 12, "verdict": "calm-12", "conf": 1.0}
-    assert result.results[1].outputs == {"length": 3, "verdict": "loud-3", "conf": pytest.approx(0.3)}
+    assert result.results[1].outputs == {
+        "length": 3,
+        "verdict": "loud-3",
+        "conf": pytest.approx(0.3),
+    }
 
 
 def test_confidence_under_threshold_is_flagged_escalate(runtime):
-    result = runtime.run(_graph(), [{"id": "a", "utterance": "hi"}, {"id": "b", "utterance": "hello world"}])
+    result = runtime.run(
+        _graph(), [{"id": "a", "utterance": "hi"}, {"id": "b", "utterance": "hello world"}]
+    )
     assert [r.escalate for r in result.results] == [True, False]
     assert result.ledger.escalated == 1
     assert result.ledger.skill_escalated["length@1.0.0"] == 1
@@ -77,7 +83,9 @@ def test_bad_items_get_their_own_errors_and_the_rest_complete(runtime):
 
 
 def test_many_chunks_keep_order_and_count_every_item(runtime):
-    runtime.settings = runtime.settings.model_copy(update={"chunk_size": 16, "max_inflight_chunks": 3})
+    runtime.settings = runtime.settings.model_copy(
+        update={"chunk_size": 16, "max_inflight_chunks": 3}
+    )
     items = [{"id": i, "utterance": "x" * (i % 13 + 1)} for i in range(200)]
     result = runtime.run(_graph(), items)
     assert [r.id for r in result.results] == list(range(200))
@@ -98,7 +106,9 @@ def test_setup_failure_fails_the_job_before_any_item(runtime):
 
 
 def test_contract_breaking_output_fails_its_chunk_with_a_clear_error(runtime):
-    result = runtime.run(_single_step("wrong_length"), [{"id": 1, "utterance": "a"}, {"id": 2, "utterance": "b"}])
+    result = runtime.run(
+        _single_step("wrong_length"), [{"id": 1, "utterance": "a"}, {"id": 2, "utterance": "b"}]
+    )
     assert {r.error.code for r in result.results} == {"skill_failed"}
     assert "returned lengths" in result.results[0].error.message
 

@@ -27,7 +27,11 @@ def test_valid_graph_compiles_with_steps_in_dependency_order(toy_registry):
     compiled = compile_graph(GraphSpec.from_dict(TOY_GRAPH), toy_registry)
     order = [s.id for s in compiled.resolved.steps]
     assert order.index("dec") > order.index("len") and order.index("dec") > order.index("sh")
-    assert {s.key for s in compiled.resolved.skills} == {"length@1.0.0", "shout@1.0.0", "decide@1.0.0"}
+    assert {s.key for s in compiled.resolved.skills} == {
+        "length@1.0.0",
+        "shout@1.0.0",
+        "decide@1.0.0",
+    }
 
 
 def test_unknown_skill_names_the_step_and_suggests(toy_registry):
@@ -40,7 +44,9 @@ def test_unknown_skill_names_the_step_and_suggests(toy_registry):
 
 def test_unknown_alias(toy_registry):
     issues = _issues(_graph(lambda d: d["steps"][0].update(skill="length@canary")), toy_registry)
-    assert issues == ["step 'len': skill 'length' has no version or alias 'canary'; known: 1.0.0, prod"]
+    assert issues == [
+        "step 'len': skill 'length' has no version or alias 'canary'; known: 1.0.0, prod"
+    ]
 
 
 def test_cycle_is_named(toy_registry):
@@ -59,7 +65,9 @@ def test_binding_to_unknown_step_field_and_input(toy_registry):
 
     issues = _issues(_graph(break_bindings), toy_registry)
     assert "step 'dec': lenn.length names unknown step 'lenn' (steps: len, sh, dec)" in issues
-    assert any(i.startswith("step 'dec': sh.verdikt: step 'sh' has no output 'verdikt'") for i in issues)
+    assert any(
+        i.startswith("step 'dec': sh.verdikt: step 'sh' has no output 'verdikt'") for i in issues
+    )
     assert any(i.startswith("step 'sh': input.utterence is not a job input") for i in issues)
 
 
@@ -79,7 +87,12 @@ def test_optional_job_field_cannot_feed_a_required_input(toy_registry):
 
 
 def test_unbound_and_unknown_skill_inputs(toy_registry):
-    issues = _issues(_graph(lambda d: d["steps"][2].update(inputs={"lenght": "len.length", "verdict": "sh.verdict"})), toy_registry)
+    issues = _issues(
+        _graph(
+            lambda d: d["steps"][2].update(inputs={"lenght": "len.length", "verdict": "sh.verdict"})
+        ),
+        toy_registry,
+    )
     assert any("needs input 'length' but it is not bound" in i for i in issues)
     assert any("has no input 'lenght'; its inputs are: length, verdict" in i for i in issues)
 

@@ -51,7 +51,7 @@ def test_exported_names_are_pinned():
 
 
 def test_skill_is_the_decorator_even_after_the_module_is_imported():
-    import orchestrator.skill  # noqa: F401 - imports the submodule
+    import orchestrator.skill
 
     module = sys.modules["orchestrator.skill"]
     assert callable(orchestrator.skill) and orchestrator.skill is module.skill
@@ -70,7 +70,13 @@ def test_import_is_light():
 def test_error_tree_has_two_families():
     from orchestrator import errors
 
-    setup = {"ConfigError", "SkillDefinitionError", "ArtifactError", "UnknownSkillError", "GraphValidationError"}
+    setup = {
+        "ConfigError",
+        "SkillDefinitionError",
+        "ArtifactError",
+        "UnknownSkillError",
+        "GraphValidationError",
+    }
     run = {"SkillRunError", "ExecutorError"}
     for name in setup:
         assert issubclass(getattr(errors, name), errors.SetupError)

@@ -122,7 +122,7 @@ def test_contract_violations_are_named():
         registry.register(BadName)
 
 
-MODULE = '''
+MODULE = """
 from pydantic import BaseModel
 from orchestrator import Predictions, Skill
 
@@ -145,7 +145,7 @@ class FirstWord(Skill):
     def predict(self, batch):
         words = [t.split()[0] if t.split() else "" for t in batch["text"]]
         return Predictions({"word": words}, [1.0 if w in self.vocab else 0.1 for w in words])
-'''
+"""
 
 
 @pytest.fixture
@@ -186,7 +186,7 @@ def test_folder_skill_loads_with_checksummed_artifacts(skill_folder):
 def test_altered_artifact_is_refused(skill_folder):
     (skill_folder / "first_word" / "artifacts" / "vocab.txt").write_text("tampered")
     version = Registry.from_folder(skill_folder).resolve("first_word")
-    with pytest.raises(ArtifactError, match="sha256 .* the manifest says"):
+    with pytest.raises(ArtifactError, match=r"sha256 .* the manifest says"):
         version.verify()
 
 

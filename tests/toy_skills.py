@@ -114,7 +114,11 @@ TOY_GRAPH = {
             "escalation": {"threshold": 0.5},
         },
         {"id": "sh", "skill": "shout", "inputs": {"text": "input.utterance"}},
-        {"id": "dec", "skill": "decide", "inputs": {"length": "len.length", "verdict": "sh.verdict"}},
+        {
+            "id": "dec",
+            "skill": "decide",
+            "inputs": {"length": "len.length", "verdict": "sh.verdict"},
+        },
     ],
     "outputs": {"length": "len.length", "verdict": "dec.verdict", "conf": "len.confidence"},
     "evaluate": {"output": "verdict"},

@@ -80,6 +80,13 @@ class Binding(BaseModel):
         return self.key
 
 
+def _parse_binding_map(value: Any) -> Any:
+    """Bindings may be written as strings (``input.utterance``); parse them before validation."""
+    if isinstance(value, dict):
+        return {k: Binding.parse(v) if isinstance(v, str) else v for k, v in value.items()}
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -110,12 +117,9 @@ class Step(_Strict):
     escalation: Escalation | None = None
     description: str = ""
 
-    @field_validator("inputs", mode="before")
-    @classmethod
-    def _parse_bindings(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: Binding.parse(v) if isinstance(v, str) else v for k, v in value.items()}
-        return value
+    _parse_bindings = field_validator("inputs", mode="before")(
+        classmethod(lambda cls, value: _parse_binding_map(value))
+    )
 
     @property
     def threshold(self) -> float:
@@ -147,12 +151,9 @@ class GraphSpec(_Strict):
             return {k: {"type": v} if isinstance(v, str) else v for k, v in value.items()}
         return value
 
-    @field_validator("outputs", mode="before")
-    @classmethod
-    def _parse_outputs(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: Binding.parse(v) if isinstance(v, str) else v for k, v in value.items()}
-        return value
+    _parse_outputs = field_validator("outputs", mode="before")(
+        classmethod(lambda cls, value: _parse_binding_map(value))
+    )
 
     @model_validator(mode="after")
     def _check_names(self) -> GraphSpec:

@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.batching import predict_sliced
 from orchestrator.errors import SkillRunError
-from orchestrator.executors.base import Executor, check_predictions
+from orchestrator.executors.base import Executor
 from orchestrator.registry import Registry
 from orchestrator.spec import GraphSpec
 from orchestrator.state import ChunkState, StepStats
@@ -88,14 +89,13 @@ def _step_node(step: ResolvedStep) -> Any:
         batch = {name: _take(columns[key], live) for name, key in bindings}
         count = size if live is None else len(live)
         started = time.perf_counter()
+        preds, calls = None, 0
         if count:
-            preds = await runtime.context.executor.predict(step.skill.key, batch)
-            check_predictions(preds, step.skill, count, where)
-        else:
-            preds = None
+            executor = runtime.context.executor
+            preds, calls = await predict_sliced(executor, step.skill, batch, count, where)
         seconds = time.perf_counter() - started
         update, new_errors, escalated = _scatter(step, preds, out_fields, threshold, size, live)
-        stats = StepStats(step.id, step.skill.key, count, 1 if count else 0, escalated, seconds)
+        stats = StepStats(step.id, step.skill.key, count, calls, escalated, seconds)
         return {"columns": update, "errors": new_errors, "stats": [stats]}
 
     run_step.__name__ = f"step_{step.id}"

@@ -11,7 +11,11 @@ Every error the runtime raises on purpose derives from :class:`OrchestratorError
     │   └── GraphValidationError   a graph spec is malformed: carries one issue per bad step
     └── RunError                   the job started and something failed while it ran
         ├── SkillRunError          a skill raised, or returned outputs that break its contract
-        └── ExecutorError          a worker could not be started or reached
+        ├── ExecutorError          a worker could not be started or reached
+        ├── LLMUnavailable         no big-model provider answered (each one's reason attached)
+        ├── LLMRequestRejected     a provider refused the request itself (400/413/422)
+        ├── LLMOutputInvalid       the big model's answer broke its schema, even after a re-ask
+        └── BudgetExceeded         the job's big-model budget (calls or tokens) is spent
 
 Setup errors are raised before any worker starts, so a bad graph costs nothing. Every message says
 what to do about it.
@@ -19,14 +23,19 @@ what to do about it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 __all__ = [
     "ArtifactError",
+    "BudgetExceeded",
     "ConfigError",
     "ExecutorError",
     "GraphIssue",
     "GraphValidationError",
+    "LLMOutputInvalid",
+    "LLMRequestRejected",
+    "LLMUnavailable",
     "OrchestratorError",
     "RunError",
     "SetupError",
@@ -112,3 +121,52 @@ class ExecutorError(RunError):
     """A worker could not be started or reached."""
 
     code = "executor_error"
+
+
+class LLMUnavailable(RunError):
+    """Every provider failed (or was skipped by its circuit breaker); ``errors`` maps each to why."""
+
+    code = "llm_unavailable"
+
+    def __init__(self, errors: Mapping[str, str], *, purpose: str) -> None:
+        self.errors = dict(errors)
+        detail = "; ".join(f"{name}: {why}" for name, why in self.errors.items())
+        super().__init__(
+            f"no LLM provider answered ({purpose}): {detail}. Check that the endpoints are up "
+            "and their keys are set, or add a fallback provider."
+        )
+
+
+class LLMRequestRejected(RunError):
+    """A provider refused the request itself (400/413/422): retrying or falling back won't help."""
+
+    code = "llm_request_rejected"
+
+    def __init__(self, provider: str, status: int, detail: str) -> None:
+        self.provider, self.status = provider, status
+        super().__init__(
+            f"provider {provider!r} rejected the request (HTTP {status}: {detail}). Fix the "
+            "request, or the provider's config (e.g. json_schema: false if it does not support "
+            "response_format json_schema)."
+        )
+
+
+class LLMOutputInvalid(RunError):
+    """The answer did not validate against the schema, even after one re-ask."""
+
+    code = "llm_output_invalid"
+
+    def __init__(self, provider: str, schema: str, problem: str, text: str | None) -> None:
+        self.provider, self.schema, self.problem = provider, schema, problem
+        #: the last answer's raw text (not in the message: it may hold job data)
+        self.text = text
+        super().__init__(
+            f"{provider!r} answered twice without matching schema {schema}: {problem}. A larger "
+            "model, a clearer prompt or a simpler schema usually helps."
+        )
+
+
+class BudgetExceeded(RunError):
+    """A job's big-model budget (calls or tokens) is spent."""
+
+    code = "budget_exceeded"

@@ -101,6 +101,9 @@ class Skill(ABC):
     num_cpus: ClassVar[float] = 0.25
     #: Relative cost of one item, for the planner (1 = a rule; a big model is about 10,000).
     relative_cost: ClassVar[float] = 1.0
+    #: Most items per predict call; bigger step batches are split (bounds a model's working
+    #: memory: an ONNX session keeps buffers sized for the largest batch it has seen). None: no cap.
+    max_batch: ClassVar[int | None] = None
 
     def __init__(self, artifacts_dir: Path | str | None = None) -> None:
         self.artifacts_dir = Path(artifacts_dir) if artifacts_dir is not None else None

@@ -33,6 +33,9 @@ def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+    # At DEBUG the openai client logs request bodies (call transcripts): keep them out of logs.
+    for noisy in ("openai", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def get_logger(name: str) -> Any:

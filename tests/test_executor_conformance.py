@@ -134,3 +134,20 @@ def test_unknown_worker_is_an_executor_error(runtime):
 def test_setup_errors_are_setup_errors():
     assert issubclass(ExecutorError, OrchestratorError)
     assert not issubclass(ExecutorError, SetupError)
+
+
+def test_max_batch_splits_a_step_into_slices(runtime):
+    import toy_skills
+
+    toy_skills.length.max_batch = 4
+    try:
+        items = [{"id": i, "utterance": "y" * (i + 1)} for i in range(10)]
+        items.insert(5, {"id": "bad", "utterance": "boom"})
+        result = runtime.run(_graph(), items)
+    finally:
+        toy_skills.length.max_batch = None
+    assert result.ledger.skill_calls["length@1.0.0"] == 3  # 11 items in slices of 4
+    assert result.ledger.skill_calls["shout@1.0.0"] == 1
+    good = [r for r in result.results if r.ok]
+    assert [r.outputs["length"] for r in good] == list(range(1, 11))
+    assert next(r for r in result.results if r.id == "bad").error.code == "skill_failed"

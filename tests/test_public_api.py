@@ -77,7 +77,14 @@ def test_error_tree_has_two_families():
         "UnknownSkillError",
         "GraphValidationError",
     }
-    run = {"SkillRunError", "ExecutorError"}
+    run = {
+        "SkillRunError",
+        "ExecutorError",
+        "LLMUnavailable",
+        "LLMRequestRejected",
+        "LLMOutputInvalid",
+        "BudgetExceeded",
+    }
     for name in setup:
         assert issubclass(getattr(errors, name), errors.SetupError)
     for name in run:

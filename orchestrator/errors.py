@@ -8,7 +8,8 @@ Every error the runtime raises on purpose derives from :class:`OrchestratorError
     │   ├── SkillDefinitionError   a skill class or manifest breaks the skill contract
     │   ├── ArtifactError          a skill's model file is missing or does not match its checksum
     │   ├── UnknownSkillError      a graph names a skill (or alias, or version) that is not registered
-    │   └── GraphValidationError   a graph spec is malformed: carries one issue per bad step
+    │   ├── GraphValidationError   a graph spec is malformed: carries one issue per bad step
+    │   └── PlanInvalid            the planner's graph stayed invalid after its repair rounds
     └── RunError                   the job started and something failed while it ran
         ├── SkillRunError          a skill raised, or returned outputs that break its contract
         ├── ExecutorError          a worker could not be started or reached
@@ -37,6 +38,7 @@ __all__ = [
     "LLMRequestRejected",
     "LLMUnavailable",
     "OrchestratorError",
+    "PlanInvalid",
     "RunError",
     "SetupError",
     "SkillDefinitionError",
@@ -170,3 +172,17 @@ class BudgetExceeded(RunError):
     """A job's big-model budget (calls or tokens) is spent."""
 
     code = "budget_exceeded"
+
+
+class PlanInvalid(SetupError):
+    """The planner could not produce a valid graph within its repair budget; nothing ran."""
+
+    code = "plan_invalid"
+
+    def __init__(self, task: str, problems: list[str], repairs: int) -> None:
+        self.task, self.problems = task, list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(
+            f"no valid plan after {repairs} repair(s) for task {task[:80]!r}:\n{lines}\n"
+            "Rephrase the task, point the planner at a stronger model, or write the graph by hand."
+        )

@@ -1,0 +1,93 @@
+"""The plan cache: one planner call per workflow version, not per job.
+
+A plan is stored under a key made of the task (whitespace-normalised), the job's input fields with
+their types, and the exact skill versions the planner was shown. The same task over the same
+fields reuses the plan; registering or promoting a different skill version changes the key, so
+the next job plans again. Plans live in SQLite next to the audit log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from orchestrator.audit import default_db_path
+from orchestrator.registry import Registry
+from orchestrator.spec import GraphSpec
+
+__all__ = ["PlanCache", "plan_key", "registry_fingerprint"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS plans (
+    key TEXT PRIMARY KEY,
+    task TEXT NOT NULL,
+    fields TEXT NOT NULL,
+    spec_yaml TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    hits INTEGER NOT NULL DEFAULT 0
+)
+"""
+
+
+def registry_fingerprint(registry: Registry) -> list[str]:
+    """The skill versions a planner sees: what each name resolves to now (``name@version``)."""
+    return sorted(registry.resolve(name).key for name in registry.names())
+
+
+def plan_key(task: str, fields: dict[str, str], registry: Registry) -> str:
+    """sha256 of the normalised task, the typed input fields and the registry's skill versions."""
+    payload = {
+        "task": " ".join(task.split()).lower(),
+        "fields": dict(sorted(fields.items())),
+        "skills": registry_fingerprint(registry),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+class PlanCache:
+    """Validated plans by key, in SQLite (thread-safe; one connection behind a lock)."""
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        self.path = Path(path) if path is not None else default_db_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(_SCHEMA)
+        self._db.commit()
+
+    def get(self, key: str) -> GraphSpec | None:
+        """The cached plan for ``key`` (and count the hit), or None."""
+        with self._lock:
+            row = self._db.execute("SELECT spec_yaml FROM plans WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                return None
+            self._db.execute("UPDATE plans SET hits = hits + 1 WHERE key = ?", (key,))
+            self._db.commit()
+        import yaml
+
+        return GraphSpec.from_dict(yaml.safe_load(row[0]), source="plan cache")
+
+    def put(self, key: str, task: str, fields: dict[str, str], spec: GraphSpec) -> None:
+        """Store a validated plan."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO plans (key, task, fields, spec_yaml, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (key, task, json.dumps(fields), spec.to_yaml(), time.time()),
+            )
+            self._db.commit()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> PlanCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,6 +1,8 @@
 """The ``orchestrator`` command line (Typer + Rich):
 
     orchestrator run GRAPH --input IN.jsonl --output OUT.jsonl [--json]
+    orchestrator run --task "TASK" --fields utterance --input IN.jsonl --output OUT.jsonl
+    orchestrator plan "TASK" --fields utterance,customer_id --output graph.yaml
     orchestrator validate GRAPH
     orchestrator skills list | build [NAME...]
 
@@ -49,15 +51,16 @@ def _fail(exc: OrchestratorError) -> typer.Exit:
 
 @app.command()
 def run(
-    graph: Annotated[
-        Path, typer.Argument(help="graph spec YAML, e.g. graphs/outbound_call_turn.yaml")
-    ],
     input_path: Annotated[
         Path, typer.Option("--input", "-i", help="JSONL: one item per line, with 'id'")
     ],
     output: Annotated[
         Path, typer.Option("--output", "-o", help="JSONL written: id + outputs per item")
     ],
+    graph: Annotated[
+        Path | None,
+        typer.Argument(help="graph spec YAML, e.g. graphs/outbound_call_turn.yaml"),
+    ] = None,
     json_summary: Annotated[
         bool, typer.Option("--json", help="print a one-line JSON summary last")
     ] = False,
@@ -65,8 +68,14 @@ def run(
     chunk_size: Annotated[int | None, typer.Option(help="items per batch")] = None,
     num_cpus: Annotated[int | None, typer.Option(help="CPUs for a local Ray cluster")] = None,
     skills_dir: Annotated[Path | None, typer.Option(help="skills folder")] = None,
+    task: Annotated[
+        str | None, typer.Option(help="plan the graph from this task instead of GRAPH (cached)")
+    ] = None,
+    fields: Annotated[
+        str | None, typer.Option(help="with --task: the items' fields, e.g. utterance,score:float")
+    ] = None,
 ) -> None:
-    """Run GRAPH over every item of --input and write one result line per item to --output."""
+    """Run GRAPH (or a planned --task) over --input; one result line per item to --output."""
     from orchestrator.intake import read_jsonl
     from orchestrator.runtime import Runtime
     from orchestrator.telemetry import configure_logging
@@ -75,17 +84,27 @@ def run(
         executor=executor, chunk_size=chunk_size, num_cpus=num_cpus, skills_dir=skills_dir
     )
     configure_logging(settings.log_format, settings.log_level)
+    if (graph is None) == (task is None):
+        err.print("[bold red]error[/]: give a GRAPH file or --task (with --fields), not both")
+        raise typer.Exit(2)
     if not input_path.is_file():
         err.print(f"[bold red]error[/]: input file {input_path} does not exist")
         raise typer.Exit(2)
     total = sum(1 for line in input_path.open(encoding="utf-8") if line.strip())
     try:
         runtime = Runtime(settings=settings)
-        job_graph = runtime.compile(graph)  # fails here, before any worker, on a bad graph
-        with runtime, output.open("w", encoding="utf-8") as out, _progress(total) as advance:
-            job = runtime.submit(job_graph, read_jsonl(input_path), on_progress=advance)
-            for result in job:
-                out.write(json.dumps(result.to_dict(), default=str) + "\n")
+        with runtime:
+            items = read_jsonl(input_path)
+            if task is not None:
+                job = runtime.submit_task(task, items, fields=_parse_fields(fields))
+            else:
+                assert graph is not None
+                # compile() fails here, before any worker starts, on a bad graph
+                job = runtime.submit(runtime.compile(graph), items)
+            with output.open("w", encoding="utf-8") as out, _progress(total) as advance:
+                job.on_progress = advance
+                for result in job:
+                    out.write(json.dumps(result.to_dict(), default=str) + "\n")
     except OrchestratorError as exc:
         raise _fail(exc) from None
     summary = job.summary()
@@ -95,6 +114,53 @@ def run(
         _print_summary(summary)
     if summary["items"] and not summary["succeeded"]:
         raise typer.Exit(1)
+
+
+@app.command()
+def plan(
+    task: Annotated[str, typer.Argument(help="what to do with each item, in plain words")],
+    fields: Annotated[
+        str, typer.Option(help="the items' input fields: name or name:type (str|int|float|bool)")
+    ],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="write the graph YAML here")
+    ] = None,
+    name: Annotated[str, typer.Option(help="name of the planned graph")] = "planned",
+    skills_dir: Annotated[Path | None, typer.Option(help="skills folder")] = None,
+) -> None:
+    """Ask the big model for a graph over the registered skills; validated, cached, for review.
+
+    With no provider configured (ORCHESTRATOR_LLM_PROVIDERS), the small embedded model plans:
+    expect weak plans and review them before checking them into graphs/.
+    """
+    from orchestrator.runtime import Runtime
+    from orchestrator.telemetry import configure_logging
+
+    settings = _settings(executor="local", skills_dir=skills_dir)
+    configure_logging(settings.log_format, settings.log_level)
+    try:
+        with Runtime(settings=settings) as runtime:
+            made = runtime.plan(task, _parse_fields(fields))
+    except OrchestratorError as exc:
+        raise _fail(exc) from None
+    spec = made.spec.model_copy(update={"name": name})
+    text = spec.to_yaml()
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+    else:
+        print(text, end="")
+    source = "plan cache" if made.cached else f"{made.llm_calls} big-model call(s)"
+    err.print(f"plan {made.key[:12]}: valid, from {source}, {made.tokens} tokens")
+
+
+def _parse_fields(text: str | None) -> dict[str, str]:
+    if not text:
+        raise typer.BadParameter("give the items' fields, e.g. --fields utterance,score:float")
+    fields: dict[str, str] = {}
+    for part in text.split(","):
+        field_name, _, type_name = part.strip().partition(":")
+        fields[field_name.strip()] = type_name.strip() or "str"
+    return fields
 
 
 @app.command()

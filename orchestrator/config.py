@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from orchestrator.audit import default_db_path
+
 __all__ = ["Settings", "default_skills_dir"]
 
 
@@ -49,6 +51,10 @@ class Settings(BaseSettings):
     )
     max_inflight_chunks: int = Field(
         default=2, ge=1, le=64, description="chunks in flight at once (bounds driver memory)"
+    )
+    data_dir: Path = Field(
+        default_factory=lambda: default_db_path().parent,
+        description="where the SQLite store (plans, audit of big-model calls) lives",
     )
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="'auto' is JSON when stderr is not a terminal"

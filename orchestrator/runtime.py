@@ -14,13 +14,14 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -35,6 +36,9 @@ from orchestrator.registry import Registry
 from orchestrator.result import ItemError, ItemResult, JobResult
 from orchestrator.spec import GraphSpec, load_graph
 from orchestrator.telemetry import get_logger
+
+if TYPE_CHECKING:
+    from orchestrator.planner import Plan, Planner
 
 __all__ = ["Job", "Runtime"]
 
@@ -52,6 +56,7 @@ class Runtime:
         registry: Registry | None = None,
         executor: Executor | str | None = None,
         settings: Settings | None = None,
+        planner: Planner | None = None,
     ) -> None:
         self.settings = settings or Settings()
         self._registry = registry
@@ -62,6 +67,8 @@ class Runtime:
                 num_cpus=self.settings.num_cpus,
             )
         self.executor = executor
+        self._planner = planner
+        self._stack = contextlib.ExitStack()  # things the runtime started (the embedded model)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -77,6 +84,43 @@ class Runtime:
             return graph
         spec = graph if isinstance(graph, GraphSpec) else load_graph(graph)
         return compile_graph(spec, self.registry)
+
+    @property
+    def planner(self) -> Planner:
+        """The planner (configured providers, else the embedded model; started on first use)."""
+        if self._planner is None:
+            from orchestrator.embedded import default_gateway
+            from orchestrator.plan_cache import PlanCache
+            from orchestrator.planner import Planner
+
+            cache = PlanCache(self.settings.data_dir / "orchestrator.db")
+            self._stack.callback(cache.close)
+            self._planner = Planner(default_gateway(stack=self._stack), self.registry, cache=cache)
+        return self._planner
+
+    def plan(self, task: str, fields: dict[str, str], *, ledger: Ledger | None = None) -> Plan:
+        """A validated plan for ``task`` (from the plan cache when this workflow was planned)."""
+        return self._sync_loop().run_until_complete(self.planner.plan(task, fields, ledger=ledger))
+
+    def submit_task(
+        self,
+        task: str,
+        items: Iterable[Any],
+        *,
+        fields: dict[str, str],
+        job_id: str | None = None,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> Job:
+        """A job that names a task instead of a graph: planned once per workflow, then cached.
+
+        The planner's big-model calls (none on a cache hit) are in the job's ledger.
+        """
+        job_id = job_id or uuid.uuid4().hex[:16]
+        ledger = Ledger(job_id=job_id, graph="planned")
+        plan = self.plan(task, fields, ledger=ledger)
+        graph = self.compile(plan.spec)
+        ledger.graph = graph.name
+        return Job(self, graph, items, job_id=job_id, on_progress=on_progress, ledger=ledger)
 
     def submit(
         self,
@@ -111,9 +155,14 @@ class Runtime:
     def close(self) -> None:
         """Stop the executor's workers and this runtime's event loop."""
         loop = self._sync_loop()
-        loop.run_until_complete(self.executor.close())
-        loop.close()
-        self._loop = None
+        try:
+            if self._planner is not None:
+                loop.run_until_complete(self._planner.gateway.aclose())
+            loop.run_until_complete(self.executor.close())
+        finally:
+            loop.close()
+            self._loop = None
+            self._stack.close()
 
     def __enter__(self) -> Runtime:
         return self
@@ -139,15 +188,16 @@ class Job:
         *,
         job_id: str | None = None,
         on_progress: Callable[[int], None] | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         self.id = job_id or uuid.uuid4().hex[:16]
         self.graph = graph
         self.runtime = runtime
-        self.ledger = Ledger(job_id=self.id, graph=graph.name)
+        self.ledger = ledger or Ledger(job_id=self.id, graph=graph.name)
         self.score = Scorecard(graph.spec.evaluate or _default_evaluation(graph.spec))
         self.startup_s = 0.0
         self._items = items
-        self._on_progress = on_progress
+        self.on_progress = on_progress
         self._consumed = False
 
     def __iter__(self) -> Iterator[ItemResult]:
@@ -202,8 +252,8 @@ class Job:
     ) -> list[ItemResult]:
         results = await task
         self.ledger.wall_s = time.perf_counter() - started
-        if self._on_progress is not None:
-            self._on_progress(len(results))
+        if self.on_progress is not None:
+            self.on_progress(len(results))
         return results
 
     async def _run_chunk(self, raw: list[RawItem]) -> list[ItemResult]:

@@ -158,3 +158,51 @@ def _key(registry):
     from orchestrator.plan_cache import plan_key
 
     return plan_key(TASK, FIELDS, registry)
+
+
+def test_jobs_naming_a_task_plan_once_and_never_show_items_to_the_planner(registry, tmp_path):
+    from orchestrator import LocalExecutor, Runtime
+
+    secret = "my card is 4111 1111 1111 1111"
+    items = [{"id": 1, "utterance": secret}, {"id": 2, "utterance": "HELLO"}]
+    with StubLLMServer(default=GOOD_PLAN) as stub:
+        planner = _planner(stub, registry, tmp_path)
+        with Runtime(registry=registry, executor=LocalExecutor(), planner=planner) as runtime:
+            first = runtime.submit_task(TASK, items, fields=FIELDS)
+            first_results = list(first)
+            second = runtime.submit_task(TASK, items, fields=FIELDS)
+            list(second)
+        sent = json.dumps([r.json for r in stub.chat_requests])
+    assert len(stub.chat_requests) == 1
+    assert first.ledger.llm_calls == 1 and second.ledger.llm_calls == 0
+    assert first_results[1].outputs == {"verdict": "loud-5", "length": 5}
+    assert secret not in sent and "4111" not in sent
+
+
+def test_cli_plan_writes_a_reviewable_graph(registry, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    turn_plan = {
+        "steps": [
+            {"id": "turn_intent", "skill": "turn_intent", "inputs": {"text": "input.utterance"}},
+            {"id": "opt_out", "skill": "opt_out", "inputs": {"text": "input.utterance"}},
+        ],
+        "outputs": {"intent": "turn_intent.intent", "opted_out": "opt_out.opted_out"},
+    }
+    with StubLLMServer(default=turn_plan) as stub:
+        provider = {"name": "stub", "base_url": stub.base_url, "model": "m", "max_attempts": 1}
+        monkeypatch.setenv("ORCHESTRATOR_LLM_PROVIDERS", json.dumps([provider]))
+        monkeypatch.setenv("ORCHESTRATOR_DATA_DIR", str(tmp_path))
+        out = tmp_path / "graph.yaml"
+        args = ["plan", "classify each turn", "--fields", "utterance", "--output", str(out)]
+        first = CliRunner().invoke(app, [*args, "--name", "turns"])
+        second = CliRunner().invoke(app, [*args, "--name", "turns"])
+        assert len(stub.chat_requests) == 1
+    assert first.exit_code == 0, first.output
+    assert "from 1 big-model call(s)" in first.output and "from plan cache" in second.output
+    from orchestrator import load_graph
+
+    spec = load_graph(out)
+    assert spec.name == "turns" and {s.skill for s in spec.steps} == {"turn_intent", "opt_out"}

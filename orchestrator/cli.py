@@ -32,7 +32,7 @@ app = typer.Typer(
 skills_app = typer.Typer(no_args_is_help=True, help="List and build registered skills.")
 app.add_typer(skills_app, name="skills")
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # no hard wraps: messages stay greppable
 
 
 def main() -> None:

@@ -82,6 +82,9 @@ class EmbeddedModel:
             model=MODEL_ALIAS,
             timeout_s=120,
             max_attempts=2,
+            json_schema=False,  # llama.cpp takes the schema inside a json_object response_format
+            json_object_schema=True,
+            max_output_tokens=768,  # a tiny model can ramble until the context is full
         )
 
     def start(self) -> EmbeddedModel:

@@ -55,6 +55,14 @@ class Provider(BaseModel):
         default=True,
         description="supports response_format json_schema; else json_object plus instructions",
     )
+    json_object_schema: bool = Field(
+        default=False,
+        description="with json_schema off: send the schema as response_format "
+        "{type: json_object, schema} (llama.cpp server enforces it with a grammar)",
+    )
+    max_output_tokens: int | None = Field(
+        default=None, ge=1, description="cap on tokens per answer (max_tokens); None: the server's"
+    )
     price_per_1m_prompt_tokens: float = Field(default=0.0, ge=0, description="USD")
     price_per_1m_completion_tokens: float = Field(default=0.0, ge=0, description="USD")
 
@@ -243,6 +251,8 @@ def chat_request(
 ) -> dict[str, Any]:
     """Keyword arguments for ``chat.completions.create``, asking for ``schema`` if given."""
     request: dict[str, Any] = {"model": provider.model, "messages": conversation}
+    if provider.max_output_tokens is not None:
+        request["max_tokens"] = provider.max_output_tokens
     if schema is None:
         return request
     if provider.json_schema:
@@ -256,6 +266,8 @@ def chat_request(
         }
     else:
         request["response_format"] = {"type": "json_object"}
+        if provider.json_object_schema:
+            request["response_format"]["schema"] = schema.model_json_schema()
         request["messages"] = _with_instructions(conversation, schema)
     return request
 

@@ -53,7 +53,7 @@ A workflow is a list of steps. Each step runs one registered skill over every it
 - "skill": the skill's name, exactly as listed.
 - "inputs": an object mapping EVERY input of the skill to a source: "input.<field>" for a field
   of the job's items, or "<step id>.<output>" for an output of an earlier step.
-- "outputs": an object naming what the job returns, each value "<step id>.<output>".
+- "outputs": a list of {"name": ..., "source": "<step id>.<output>"}: what the job returns.
 Use only the listed skills, only the steps the task needs, and prefer cheaper skills.
 Every step also has the outputs "confidence" and "escalate".
 """
@@ -85,11 +85,18 @@ def planning_schema(registry: Registry, fields: dict[str, str]) -> type[BaseMode
     output_binding: Any = Literal.__getitem__(tuple(outputs))
     variants = [_step_variant(v, binding) for v in skills]
     step: Any = variants[0] if len(variants) == 1 else Union.__getitem__(tuple(variants))
+    # A list, not a map: grammar-constrained decoders enforce minItems but not minProperties.
+    output: Any = create_model(
+        "PlannedOutput",
+        __config__=ConfigDict(extra="forbid"),
+        name=(str, Field(min_length=1, max_length=40)),
+        source=(output_binding, ...),
+    )
     model: type[BaseModel] = create_model(
         "PlannedGraph",
         __config__=ConfigDict(extra="forbid"),
-        steps=(list[step], Field(min_length=1)),
-        outputs=(dict[str, output_binding], Field(min_length=1)),
+        steps=(list[step], Field(min_length=1, max_length=len(skills))),
+        outputs=(list[output], Field(min_length=1, max_length=len(outputs))),
     )
     return model
 
@@ -241,7 +248,7 @@ def _to_spec(draft: dict[str, Any], fields: dict[str, str], task: str, name: str
         "description": task[:500],
         "inputs": fields,
         "steps": draft["steps"],
-        "outputs": draft["outputs"],
+        "outputs": {o["name"]: o["source"] for o in draft["outputs"]},
     }
     return GraphSpec.from_dict(data, source="plan")
 

@@ -1,4 +1,4 @@
-"""turn_intent: the ONNX skill against its scikit-learn twin, on every CLINC150 test item.
+"""turn_intent: the ONNX skill against its scikit-learn twin, on every CLINC150 test and val item.
 
 The artifacts are built (trained, ~1 min) by the fixture when missing or stale, never skipped.
 """
@@ -10,6 +10,7 @@ from typing import Any
 
 import joblib
 import numpy as np
+import onnx
 import pytest
 
 from orchestrator.building import build_skills
@@ -69,14 +70,17 @@ def test_manifest_describes_the_built_artifacts(artifacts: Path) -> None:
         assert (artifacts / filename).stat().st_size == record.bytes
 
 
-def test_onnx_agrees_with_sklearn_on_every_test_item(
-    intent: TurnIntent,
-    pipeline: Any,
-    test_set: tuple[list[str], list[str]],
-    predicted: Predictions,
+#: Texts with no known word n-gram, or none at all: a zero feature block must stay zero, as in
+#: scikit-learn (the graph divides by the block's norm).
+NO_FEATURES = ["", " ", "?!", "12345", "zzzzqqqxxj"]
+
+
+@pytest.mark.parametrize("split", ["test", "val"])
+def test_onnx_agrees_with_sklearn_on_every_eval_item(
+    intent: TurnIntent, pipeline: Any, split: str
 ) -> None:
-    texts, _ = test_set
-    result = predicted
+    texts = [text for text, _ in clinc150_eval(split)] + NO_FEATURES
+    result = intent.predict({"text": texts})
     expected = pipeline.predict_proba(texts)
     expected_labels = pipeline.classes_[expected.argmax(axis=1)].tolist()
 
@@ -90,6 +94,14 @@ def test_onnx_agrees_with_sklearn_on_every_test_item(
     # Every class probability, not only the winner's.
     _, probabilities = intent.session.run(None, intent.feed({"text": texts}))
     np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+
+
+def test_graph_has_no_dense_feature_copies(artifacts: Path) -> None:
+    # The features are only read by the TfIdfVectorizers' consumers: no Concat of all 32k features,
+    # no Normalizer rewriting them, no LinearClassifier (a MatMul per block instead).
+    ops = {node.op_type for node in onnx.load(artifacts / ONNX_FILE).graph.node}
+    assert {"MatMul", "Softmax"} <= ops
+    assert not ops & {"Concat", "Normalizer", "LinearClassifier"}
 
 
 def test_accuracy_is_above_floors_and_matches_the_manifest(

@@ -267,8 +267,11 @@ def chat_request(
     else:
         request["response_format"] = {"type": "json_object"}
         if provider.json_object_schema:
+            # The server enforces the schema with a grammar: repeating it in the prompt would only
+            # cost prefill time (thousands of tokens for a registry-sized plan schema).
             request["response_format"]["schema"] = schema.model_json_schema()
-        request["messages"] = _with_instructions(conversation, schema)
+        else:
+            request["messages"] = _with_instructions(conversation, schema)
     return request
 
 

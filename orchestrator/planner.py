@@ -1,12 +1,13 @@
 """The planner: a task in plain words + the job's input fields + the registry → a graph spec.
 
-The big model is asked once per workflow for a plan in the graph language (:mod:`orchestrator.spec`).
-What it may answer is fenced in twice:
+The big model is asked once per workflow (two short questions: which skills, then how to wire
+them) for a plan in the graph language (:mod:`orchestrator.spec`). What it may answer is fenced in
+twice:
 
-1. the answer's JSON schema is built from the registry: ``skill`` can only be a registered skill,
-   ``inputs`` and ``outputs`` can only be bindings that exist (``input.<field>`` or
-   ``<skill>.<output>``), so a provider that enforces schemas (llama.cpp, vLLM, OpenAI) cannot
-   even spell an unknown tool;
+1. the answers' JSON schemas are built from the registry (:mod:`orchestrator.plan_schema`): only
+   registered skills that can be fed, only bindings that exist, fit the type and point at an
+   earlier skill, so a provider that enforces schemas (llama.cpp, vLLM, OpenAI) cannot even spell
+   an unknown tool or a cycle;
 2. the answer is validated like any hand-written graph (:func:`orchestrator.compile_graph`): on
    failure the problems go back to the model, at most ``max_repairs`` times, then
    :class:`~orchestrator.errors.PlanInvalid`. A plan that fails validation never runs (OWASP LLM06).
@@ -27,36 +28,45 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel
 
 from orchestrator.compiler import compile_graph
 from orchestrator.errors import GraphValidationError, PlanInvalid
 from orchestrator.ledger import Ledger
 from orchestrator.llm import Budget, LLMGateway
 from orchestrator.plan_cache import PlanCache, plan_key
+from orchestrator.plan_schema import (
+    PY_TYPES,
+    choice_schema,
+    close_choice,
+    feedable_order,
+    wiring_schema,
+)
 from orchestrator.registry import Registry, SkillVersion
-from orchestrator.spec import INPUT_SOURCE, GraphSpec
+from orchestrator.spec import GraphSpec
 from orchestrator.telemetry import get_logger
 
-__all__ = ["Plan", "Planner", "planning_schema"]
+__all__ = ["Plan", "Planner"]
 
 log = get_logger(__name__)
 
-_TYPES = {"str": "str", "int": "int", "float": "float", "bool": "bool"}
 
 SYSTEM_PROMPT = """\
 You plan data-processing workflows. Answer with one JSON object and nothing else.
-A workflow is a list of steps. Each step runs one registered skill over every item of a job.
-- "id": the skill's name (one step per skill).
-- "skill": the skill's name, exactly as listed.
-- "inputs": an object mapping EVERY input of the skill to a source: "input.<field>" for a field
-  of the job's items, or "<step id>.<output>" for an output of an earlier step.
-- "outputs": a list of {"name": ..., "source": "<step id>.<output>"}: what the job returns.
-Use only the listed skills, only the steps the task needs, and prefer cheaper skills.
-Every step also has the outputs "confidence" and "escalate".
+A workflow runs registered skills over every item of a job. Each skill reads its inputs from the
+job's fields ("input.<field>") or from the outputs of skills that run before it
+("<skill>.<output>"; every skill also outputs "confidence"). Use only the listed skills, only
+those the task needs, and prefer cheaper ones.
 """
+
+CHOOSE_PROMPT = 'Which skills does the task need? Answer {"skills": [...]}.'
+
+WIRE_PROMPT = """\
+Now wire them, in this order: {order}. For each skill, map every input to a job field or to an
+output of a skill before it. Then list what the job returns as "outputs": \
+["<skill>.<output>", ...]."""
 
 
 @dataclass(frozen=True)
@@ -69,55 +79,6 @@ class Plan:
     tokens: int
     attempts: int
     key: str
-
-
-def planning_schema(registry: Registry, fields: dict[str, str]) -> type[BaseModel]:
-    """The pydantic model a plan must match, with the registry's skills and bindings enumerated.
-
-    Each step is one of a union of per-skill shapes: ``skill`` and ``id`` fixed to that skill's
-    name, ``inputs`` holding exactly its input names, each an enumerated binding.
-    """
-    skills = [registry.resolve(name) for name in registry.names()]
-    sources = [f"{INPUT_SOURCE}.{f}" for f in fields]
-    outputs = [f"{v.name}.{o}" for v in skills for o in [*_output_fields(v), "confidence"]]
-    # Literal[...] built at run time: one enum per schema, so providers can enforce it.
-    binding: Any = Literal.__getitem__(tuple(sources + outputs))
-    output_binding: Any = Literal.__getitem__(tuple(outputs))
-    variants = [_step_variant(v, binding) for v in skills]
-    step: Any = variants[0] if len(variants) == 1 else Union.__getitem__(tuple(variants))
-    # A list, not a map: grammar-constrained decoders enforce minItems but not minProperties.
-    output: Any = create_model(
-        "PlannedOutput",
-        __config__=ConfigDict(extra="forbid"),
-        name=(str, Field(min_length=1, max_length=40)),
-        source=(output_binding, ...),
-    )
-    model: type[BaseModel] = create_model(
-        "PlannedGraph",
-        __config__=ConfigDict(extra="forbid"),
-        steps=(list[step], Field(min_length=1, max_length=len(skills))),
-        outputs=(list[output], Field(min_length=1, max_length=len(outputs))),
-    )
-    return model
-
-
-def _step_variant(version: SkillVersion, binding: Any) -> type[BaseModel]:
-    name: Any = Literal.__getitem__((version.name,))
-    input_fields: dict[str, Any] = {
-        f: (binding, ...) if info.is_required() else (binding | None, None)
-        for f, info in version.skill_cls.Input.model_fields.items()
-    }
-    inputs = create_model(
-        f"{version.name}_inputs", __config__=ConfigDict(extra="forbid"), **input_fields
-    )
-    step: type[BaseModel] = create_model(
-        f"{version.name}_step",
-        __config__=ConfigDict(extra="forbid"),
-        id=(name, ...),
-        skill=(name, ...),
-        inputs=(inputs, ...),
-    )
-    return step
 
 
 class Planner:
@@ -180,18 +141,33 @@ class Planner:
         job_id: str | None,
         ledger: Ledger | None,
     ) -> tuple[GraphSpec, int, int, int]:
-        schema = planning_schema(self.registry, fields)
+        feedable = feedable_order(self.registry, fields)
+        if not feedable:
+            raise PlanInvalid(task, [f"no registered skill can take items with {fields}"], 0)
         budget = Budget(max_calls=self.max_calls)
-        messages: list[dict[str, Any]] = [
-            {"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": self._prompt(task, fields)},
-        ]
-        problems: list[str] = []
-        for attempt in range(1, self.max_repairs + 2):
+
+        async def ask(messages: list[dict[str, Any]], schema: type[BaseModel]) -> dict[str, Any]:
             answer = await self.gateway.complete(
                 messages, schema=schema, budget=budget, purpose="plan", job_id=job_id, ledger=ledger
             )
-            draft = answer.parsed.model_dump(mode="json", exclude_none=True)
+            draft: dict[str, Any] = answer.parsed.model_dump(mode="json", exclude_none=True)
+            return draft
+
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": self._prompt(task, fields, feedable) + CHOOSE_PROMPT},
+        ]
+        choice = await ask(messages, choice_schema(feedable))
+        chosen = close_choice(set(choice["skills"]), feedable, fields)
+        schema = wiring_schema(chosen, fields)
+        order = ", ".join(v.name for v in chosen)
+        messages += [
+            {"role": "assistant", "content": json.dumps(choice)},
+            {"role": "user", "content": WIRE_PROMPT.format(order=order)},
+        ]
+        problems: list[str] = []
+        for attempt in range(1, self.max_repairs + 2):
+            draft = await ask(messages, schema)
             try:
                 spec = _to_spec(draft, fields, task, name)
                 compile_graph(spec, self.registry)
@@ -205,12 +181,12 @@ class Planner:
             ]
         raise PlanInvalid(task, problems, self.max_repairs)
 
-    def _prompt(self, task: str, fields: dict[str, str]) -> str:
-        cards = [_card(self.registry.resolve(n)) for n in self.registry.names()]
+    def _prompt(self, task: str, fields: dict[str, str], skills: list[SkillVersion]) -> str:
+        cards = [_card(v) for v in skills]
         field_list = ", ".join(f"{f} ({t})" for f, t in fields.items())
         return (
             f"Task: {task}\n\nThe job's items have these fields: {field_list}.\n\n"
-            f"Registered skills:\n{json.dumps(cards, indent=1)}\n\nAnswer with the workflow JSON."
+            f"Registered skills:\n{json.dumps(cards, indent=1)}\n\n"
         )
 
 
@@ -229,12 +205,8 @@ def _type_label(annotation: Any) -> str:
     return getattr(annotation, "__name__", str(annotation).replace("typing.", ""))
 
 
-def _output_fields(version: SkillVersion) -> list[str]:
-    return list(version.skill_cls.Output.model_fields)
-
-
 def _check_fields(fields: dict[str, str]) -> dict[str, str]:
-    bad = {f: t for f, t in fields.items() if t not in _TYPES}
+    bad = {f: t for f, t in fields.items() if t not in PY_TYPES}
     if bad or not fields:
         raise PlanInvalid(
             "", [f"input fields need types str|int|float|bool, got {bad or 'none'}"], 0
@@ -243,14 +215,29 @@ def _check_fields(fields: dict[str, str]) -> dict[str, str]:
 
 
 def _to_spec(draft: dict[str, Any], fields: dict[str, str], task: str, name: str) -> GraphSpec:
+    steps = [
+        {"id": skill_name, "skill": skill_name, "inputs": step.get("inputs", {})}
+        for skill_name, step in draft["steps"].items()
+    ]
     data = {
         "name": name,
         "description": task[:500],
         "inputs": fields,
-        "steps": draft["steps"],
-        "outputs": {o["name"]: o["source"] for o in draft["outputs"]},
+        "steps": steps,
+        "outputs": output_names(draft["outputs"]),
     }
     return GraphSpec.from_dict(data, source="plan")
+
+
+def output_names(sources: list[str]) -> dict[str, str]:
+    """Name each chosen output after its field (``turn_intent.intent`` → ``intent``), or after its
+    step and field when the short name is taken or generic (``opt_out_confidence``)."""
+    names: dict[str, str] = {}
+    for source in dict.fromkeys(sources):  # keep order, drop repeats
+        step, _, field = source.partition(".")
+        short = field if field not in {"confidence", "escalate", "error", "id"} else ""
+        names[short if short and short not in names else f"{step}_{field}"] = source
+    return names
 
 
 def _repair_prompt(problems: list[str]) -> str:

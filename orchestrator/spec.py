@@ -163,6 +163,12 @@ class GraphSpec(_Strict):
                     f"input field {name!r} must be snake_case and not 'id' or 'label' "
                     "(those are the item's identity and gold label)"
                 )
+        for name in self.outputs:
+            if not re.match(rf"^{_IDENT}$", name) or name in {"id", "error", "escalate"}:
+                raise ValueError(
+                    f"output {name!r} must be snake_case and not 'id', 'error' or 'escalate' "
+                    "(the runtime writes those on every result line)"
+                )
         return self
 
     def step(self, step_id: str) -> Step | None:

@@ -20,7 +20,7 @@ from orchestrator.errors import GraphIssue, GraphValidationError, UnknownSkillEr
 from orchestrator.registry import Registry, SkillVersion
 from orchestrator.spec import INPUT_SOURCE, Binding, GraphSpec, Step
 
-__all__ = ["ResolvedGraph", "ResolvedStep", "resolve_graph"]
+__all__ = ["ResolvedGraph", "ResolvedStep", "assignable", "resolve_graph"]
 
 _PY_TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
 #: Columns every step adds next to its skill's outputs.
@@ -147,7 +147,7 @@ def _check_step_bindings(
             )
             continue
         source_type = _check_source(where, binding, spec, inputs_of, outputs_of, issues, step.id)
-        if source_type is not None and not _assignable(source_type, fields[name].annotation):
+        if source_type is not None and not assignable(source_type, fields[name].annotation):
             issues.append(
                 GraphIssue(
                     where,
@@ -258,7 +258,7 @@ def _members(annotation: Any) -> set[Any]:
     return {annotation}
 
 
-def _assignable(source: Any, target: Any) -> bool:
+def assignable(source: Any, target: Any) -> bool:
     """Whether every value of type ``source`` is a valid value for ``target``."""
     targets = _members(target)
     if Any in targets or object in targets:

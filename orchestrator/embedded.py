@@ -32,6 +32,7 @@ from types import TracebackType
 
 import httpx
 
+from orchestrator.audit import AuditLog
 from orchestrator.errors import ConfigError
 from orchestrator.llm import LLMGateway, LLMSettings, Provider
 from orchestrator.telemetry import get_logger
@@ -159,7 +160,10 @@ class EmbeddedModel:
 
 
 def default_gateway(
-    settings: LLMSettings | None = None, stack: contextlib.ExitStack | None = None
+    settings: LLMSettings | None = None,
+    stack: contextlib.ExitStack | None = None,
+    *,
+    audit: AuditLog | None = None,
 ) -> LLMGateway:
     """The configured providers' gateway, or, with none configured, the embedded model's.
 
@@ -167,7 +171,7 @@ def default_gateway(
     """
     settings = settings or LLMSettings()
     if settings.load_providers():
-        return LLMGateway.from_settings(settings)
+        return LLMGateway.from_settings(settings, audit=audit)
     model = EmbeddedModel().start()
     if stack is not None:
         stack.callback(model.stop)
@@ -177,6 +181,7 @@ def default_gateway(
         atexit.register(model.stop)
     return LLMGateway(
         [model.provider],
+        audit=audit,
         breaker_threshold=settings.breaker_threshold,
         breaker_cooldown_s=settings.breaker_cooldown_s,
     )

@@ -93,9 +93,14 @@ class Runtime:
             from orchestrator.plan_cache import PlanCache
             from orchestrator.planner import Planner
 
-            cache = PlanCache(self.settings.data_dir / "orchestrator.db")
+            from orchestrator.audit import AuditLog
+
+            db = self.settings.data_dir / "orchestrator.db"
+            cache, audit = PlanCache(db), AuditLog(db)
             self._stack.callback(cache.close)
-            self._planner = Planner(default_gateway(stack=self._stack), self.registry, cache=cache)
+            self._stack.callback(audit.close)
+            gateway = default_gateway(stack=self._stack, audit=audit)
+            self._planner = Planner(gateway, self.registry, cache=cache)
         return self._planner
 
     def plan(self, task: str, fields: dict[str, str], *, ledger: Ledger | None = None) -> Plan:

@@ -69,8 +69,21 @@ class SkillManifest(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict, description="measured at build time")
 
 
+#: (path, size, mtime_ns) -> sha256: every compile verifies artifacts, and re-hashing tens of MB
+#: each time would put file I/O on every job's path. A rewritten file changes size or mtime.
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
 def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
+    """Hex sha256 of a file (memoised per path, size and modification time)."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = _hash(path)
+    return _DIGESTS[key]
+
+
+def _hash(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

@@ -89,11 +89,10 @@ class Runtime:
     def planner(self) -> Planner:
         """The planner (configured providers, else the embedded model; started on first use)."""
         if self._planner is None:
+            from orchestrator.audit import AuditLog
             from orchestrator.embedded import default_gateway
             from orchestrator.plan_cache import PlanCache
             from orchestrator.planner import Planner
-
-            from orchestrator.audit import AuditLog
 
             db = self.settings.data_dir / "orchestrator.db"
             cache, audit = PlanCache(db), AuditLog(db)

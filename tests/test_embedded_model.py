@@ -11,7 +11,9 @@ from orchestrator.audit import AuditLog
 from orchestrator.cli import app
 
 
-def test_plan_with_no_configuration_uses_the_embedded_model(tmp_path, monkeypatch, builtin_registry):
+def test_plan_with_no_configuration_uses_the_embedded_model(
+    tmp_path, monkeypatch, builtin_registry
+):
     monkeypatch.delenv("ORCHESTRATOR_LLM_PROVIDERS", raising=False)
     monkeypatch.delenv("ORCHESTRATOR_LLM_PROVIDERS_FILE", raising=False)
     monkeypatch.setenv("ORCHESTRATOR_DATA_DIR", str(tmp_path))

@@ -1,0 +1,91 @@
+"""Planner calls per 1,000 jobs with and without the plan cache, and tokens per plan.
+
+    .venv/bin/python bench/plan_cache.py [--jobs 1000] [--uncached-sample 3]
+
+Every job names the same task instead of a graph. With the cache, all 1,000 jobs run through
+``Runtime.submit_task`` and their ledgers are summed. Without it, ``--uncached-sample`` jobs are
+planned for real and the per-job figure is multiplied by the job count (planning each of 1,000
+jobs with the embedded model would take hours; the figure per job does not change). The big model
+is whatever ``ORCHESTRATOR_LLM_PROVIDERS`` names, else the embedded SmolLM2-135M.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("ORCHESTRATOR_LOG_LEVEL", "WARNING")
+
+from orchestrator import LocalExecutor, Registry, Runtime
+from orchestrator.audit import AuditLog
+from orchestrator.config import Settings
+from orchestrator.embedded import default_gateway
+from orchestrator.plan_cache import PlanCache
+from orchestrator.planner import Planner
+from orchestrator.telemetry import configure_logging
+
+TASK = "classify each call turn's intent and decide the next action"
+FIELDS = {"utterance": "str"}
+ITEM = [{"id": 1, "utterance": "can you call me back tomorrow"}]
+
+
+def run_jobs(runtime: Runtime, jobs: int) -> tuple[int, int, float]:
+    calls = tokens = 0
+    started = time.perf_counter()
+    for _ in range(jobs):
+        job = runtime.submit_task(TASK, ITEM, fields=FIELDS)
+        list(job)
+        calls += job.ledger.llm_calls
+        tokens += job.ledger.llm_prompt_tokens + job.ledger.llm_completion_tokens
+    return calls, tokens, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--uncached-sample", type=int, default=3)
+    args = parser.parse_args()
+    configure_logging("console", "WARNING")
+    registry = Registry.from_folder(Settings().skills_dir)
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        audit = AuditLog(Path(tmp) / "audit.db")
+        gateway = default_gateway(stack=stack, audit=audit)
+        cached = Planner(gateway, registry, cache=PlanCache(Path(tmp) / "plans.db"))
+        with Runtime(registry=registry, executor=LocalExecutor(), planner=cached) as runtime:
+            c_calls, c_tokens, c_wall = run_jobs(runtime, args.jobs)
+        uncached = Planner(gateway, registry, cache=None)
+        with Runtime(registry=registry, executor=LocalExecutor(), planner=uncached) as runtime:
+            u_calls, u_tokens, u_wall = run_jobs(runtime, args.uncached_sample)
+        provider = gateway.providers[0]
+    per_job_calls = u_calls / args.uncached_sample
+    per_plan_tokens = u_tokens / args.uncached_sample
+    result = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "provider": f"{provider.name} ({provider.model})",
+        "jobs": args.jobs,
+        "with_cache": {"llm_calls": c_calls, "tokens": c_tokens, "wall_s": round(c_wall, 2)},
+        "without_cache": {
+            "llm_calls": round(per_job_calls * args.jobs),
+            "tokens": round(per_plan_tokens * args.jobs),
+            "measured_jobs": args.uncached_sample,
+            "wall_s_per_job": round(u_wall / args.uncached_sample, 2),
+        },
+        "calls_per_plan": per_job_calls,
+        "tokens_per_plan": round(per_plan_tokens),
+    }
+    print(
+        f"planner calls per {args.jobs} jobs: {c_calls} with the cache, "
+        f"{result['without_cache']['llm_calls']} without "
+        f"({per_job_calls:.1f} calls and {per_plan_tokens:.0f} tokens per plan, {provider.name})"
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

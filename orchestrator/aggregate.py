@@ -23,16 +23,27 @@ class Scorecard:
         self.evaluation = evaluation
         self.labelled = 0
         self.correct = 0
+        self.kept = 0
+        self.kept_correct = 0
 
     def add(self, result: ItemResult, label: Any) -> None:
         if self.evaluation is None or label is None or result.outputs is None:
             return
+        right = int(result.outputs.get(self.evaluation.output) == label)
         self.labelled += 1
-        self.correct += int(result.outputs.get(self.evaluation.output) == label)
+        self.correct += right
+        if not result.escalate:  # answered by the small models alone
+            self.kept += 1
+            self.kept_correct += right
 
     @property
     def accuracy(self) -> float | None:
         return self.correct / self.labelled if self.labelled else None
+
+    @property
+    def kept_accuracy(self) -> float | None:
+        """Accuracy on the items no step escalated: what the small models get right alone."""
+        return self.kept_correct / self.kept if self.kept else None
 
 
 def collect_chunk(
@@ -42,6 +53,7 @@ def collect_chunk(
     columns, errors = state["columns"], state.get("errors") or {}
     outputs = [(name, binding.key) for name, binding in graph.spec.outputs.items()]
     escalate_keys = [f"{s.id}.escalate" for s in graph.steps if s.spec.threshold > 0]
+    degraded_keys = [f"{s.id}.degraded" for s in graph.steps if s.spec.threshold > 0]
     graph_row = {position: row for row, position in enumerate(chunk.rows)}
     results: list[ItemResult] = []
     for position, item_id in enumerate(chunk.ids):
@@ -53,7 +65,8 @@ def collect_chunk(
         else:
             values = {name: columns[key][row] for name, key in outputs}
             escalate = any(columns[key][row] for key in escalate_keys)
-            result = ItemResult(item_id, outputs=values, escalate=escalate)
+            degraded = any(columns[key][row] for key in degraded_keys)
+            result = ItemResult(item_id, outputs=values, escalate=escalate, degraded=degraded)
         results.append(result)
         score.add(result, chunk.labels[position])
     _count(ledger, results)
@@ -79,3 +92,4 @@ def _count(ledger: Ledger, results: list[ItemResult]) -> None:
     ledger.succeeded += ok
     ledger.failed += len(results) - ok
     ledger.escalated += sum(1 for r in results if r.escalate)
+    ledger.degraded += sum(1 for r in results if r.degraded)

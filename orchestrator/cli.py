@@ -71,6 +71,10 @@ def run(
     task: Annotated[
         str | None, typer.Option(help="plan the graph from this task instead of GRAPH (cached)")
     ] = None,
+    escalate: Annotated[
+        bool,
+        typer.Option(help="send items under a step's threshold to the big model (else: flag them)"),
+    ] = False,
     fields: Annotated[
         str | None, typer.Option(help="with --task: the items' fields, e.g. utterance,score:float")
     ] = None,
@@ -81,7 +85,11 @@ def run(
     from orchestrator.telemetry import configure_logging
 
     settings = _settings(
-        executor=executor, chunk_size=chunk_size, num_cpus=num_cpus, skills_dir=skills_dir
+        executor=executor,
+        chunk_size=chunk_size,
+        num_cpus=num_cpus,
+        skills_dir=skills_dir,
+        escalate=escalate or None,
     )
     configure_logging(settings.log_format, settings.log_level)
     if (graph is None) == (task is None):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.batching import predict_sliced
-from orchestrator.errors import SkillRunError
+from orchestrator.cascade import CascadeOutcome, Escalator, run_cascade
 from orchestrator.executors.base import Executor
 from orchestrator.registry import Registry
 from orchestrator.spec import GraphSpec
@@ -35,6 +35,8 @@ class RunContext:
     """What a compiled graph needs at run time (LangGraph runtime context)."""
 
     executor: Executor
+    #: the job's line to the big model; None: unsure items are only flagged
+    escalator: Escalator | None = None
 
 
 @dataclass(frozen=True)
@@ -75,12 +77,11 @@ def compile_graph(spec: GraphSpec, registry: Registry) -> CompiledGraph:
 
 
 def _step_node(step: ResolvedStep) -> Any:
-    """The LangGraph node for one step: gather bound columns, predict live rows, scatter back."""
+    """The LangGraph node for one step: gather bound columns, predict live rows, run the cascade
+    on the unsure ones, scatter back to full length."""
     from langgraph.runtime import Runtime
 
     bindings = [(name, binding.key) for name, binding in step.spec.inputs.items()]
-    out_fields = list(step.skill.skill_cls.Output.model_fields)
-    threshold = step.spec.threshold
     where = f"step {step.id!r}"
 
     async def run_step(state: ChunkState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -89,12 +90,15 @@ def _step_node(step: ResolvedStep) -> Any:
         batch = {name: _take(columns[key], live) for name, key in bindings}
         count = size if live is None else len(live)
         started = time.perf_counter()
-        preds, calls = None, 0
+        outcome, item_errors, calls = None, None, 0
         if count:
-            executor = runtime.context.executor
-            preds, calls = await predict_sliced(executor, step.skill, batch, count, where)
+            context = runtime.context
+            preds, calls = await predict_sliced(context.executor, step.skill, batch, count, where)
+            item_errors = preds.errors
+            outcome = await run_cascade(step, batch, preds, context.executor, context.escalator)
         seconds = time.perf_counter() - started
-        update, new_errors, escalated = _scatter(step, preds, out_fields, threshold, size, live)
+        update, new_errors = _scatter(step, outcome, item_errors, size, live)
+        escalated = int(outcome.escalate.sum()) if outcome is not None else 0
         stats = StepStats(step.id, step.skill.key, count, calls, escalated, seconds)
         return {"columns": update, "errors": new_errors, "stats": [stats]}
 
@@ -110,56 +114,39 @@ def _take(column: Sequence[Any], rows: list[int] | None) -> Sequence[Any]:
 
 def _scatter(
     step: ResolvedStep,
-    preds: Any,
-    out_fields: list[str],
-    threshold: float,
+    outcome: CascadeOutcome | None,
+    item_errors: Sequence[str | None] | None,
     size: int,
     live: list[int] | None,
-) -> tuple[dict[str, list[Any]], dict[int, str], int]:
-    """Full-length columns for the step's outputs (None where a row was skipped or failed)."""
-    import numpy as np
-
-    rows = list(range(size)) if live is None else live
-    confidence = (
-        np.asarray(preds.confidence, dtype=np.float64) if preds is not None else np.zeros(0)
-    )
-    item_errors = list(preds.errors) if preds is not None and preds.errors is not None else None
-    escalate_live = confidence < threshold
-    new_errors: dict[int, str] = {}
-    if item_errors is not None:
-        for j, message in enumerate(item_errors):
-            if message is not None:
-                new_errors[rows[j]] = f"step {step.id!r} ({step.skill.key}): {message}"
-                escalate_live[j] = False
+) -> tuple[dict[str, list[Any]], dict[int, str]]:
+    """Full-length columns for the step (None where a row was skipped or failed), and new errors."""
     prefix = f"{step.id}."
+    names = [*step.skill.skill_cls.Output.model_fields, *_EXTRAS]
+    if outcome is None:
+        return {prefix + f: [None] * size for f in names}, {}
+    live_columns: dict[str, list[Any]] = {
+        **outcome.outputs,
+        "confidence": outcome.confidence.tolist(),
+        "escalate": outcome.escalate.tolist(),
+        "answered_by": outcome.answered_by,
+        "degraded": outcome.degraded,
+    }
+    rows = list(range(size)) if live is None else live
+    new_errors = {
+        rows[j]: f"step {step.id!r} ({step.skill.key}): {message}"
+        for j, message in enumerate(item_errors or [])
+        if message is not None
+    }
     if live is None and not new_errors:  # fast path: every row alive and fine
-        update: dict[str, list[Any]] = {
-            prefix + f: _as_list(preds.outputs[f]) if preds is not None else [] for f in out_fields
-        }
-        update[prefix + "confidence"] = confidence.tolist()
-        update[prefix + "escalate"] = escalate_live.tolist()
-        return update, new_errors, int(escalate_live.sum())
-    update = {prefix + f: [None] * size for f in [*out_fields, "confidence", "escalate"]}
-    if preds is None:
-        return update, new_errors, 0
-    live_columns = {f: _as_list(preds.outputs[f]) for f in out_fields}
-    live_columns["confidence"] = confidence.tolist()
-    live_columns["escalate"] = escalate_live.tolist()
+        return {prefix + f: live_columns[f] for f in names}, new_errors
+    update: dict[str, list[Any]] = {prefix + f: [None] * size for f in names}
     for j, row in enumerate(rows):
         if row in new_errors:
             continue
-        for f, column in live_columns.items():
-            update[prefix + f][row] = column[j]
-    return update, new_errors, int(escalate_live.sum())
+        for f in names:
+            update[prefix + f][row] = live_columns[f][j]
+    return update, new_errors
 
 
-def _as_list(column: Any) -> list[Any]:
-    if isinstance(column, list):
-        return column
-    tolist = getattr(column, "tolist", None)
-    if tolist is not None:
-        return list(tolist())
-    try:
-        return list(column)
-    except TypeError as exc:
-        raise SkillRunError(f"skill output column is not a sequence: {exc}") from exc
+#: Columns every step adds next to its skill's outputs.
+_EXTRAS = ("confidence", "escalate", "answered_by", "degraded")

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     max_inflight_chunks: int = Field(
         default=2, ge=1, le=64, description="chunks in flight at once (bounds driver memory)"
     )
+    escalate: bool = Field(
+        default=False,
+        description="send items under a step's threshold to the big model (else: flag them)",
+    )
+    llm_max_calls: int | None = Field(default=None, ge=1, description="big-model calls per job")
+    llm_max_tokens: int | None = Field(default=None, ge=1, description="big-model tokens per job")
     data_dir: Path = Field(
         default_factory=lambda: default_db_path().parent,
         description="where the SQLite store (plans, audit of big-model calls) lives",

@@ -26,6 +26,8 @@ class Ledger:
     succeeded: int = 0
     failed: int = 0
     escalated: int = 0
+    #: escalated items the big model could not answer (they keep the small model's answer)
+    degraded: int = 0
     chunks: int = 0
     wall_s: float = 0.0
     #: skill key (``name@version``) -> batched calls sent to its workers
@@ -67,6 +69,7 @@ class Ledger:
             "failed": self.failed,
             "escalated": self.escalated,
             "escalation_rate": round(self.escalation_rate, 4),
+            "degraded": self.degraded,
             "chunks": self.chunks,
             "wall_s": round(self.wall_s, 4),
             "items_per_s": round(self.items_per_s, 1),

@@ -26,6 +26,8 @@ class ItemResult:
     outputs: dict[str, Any] | None = None
     escalate: bool = False
     error: ItemError | None = None
+    #: escalated, but the big model could not answer: the small model's answer stands
+    degraded: bool = False
 
     @property
     def ok(self) -> bool:
@@ -38,7 +40,10 @@ class ItemResult:
                 "id": self.id,
                 "error": {"code": self.error.code, "message": self.error.message},
             }
-        return {"id": self.id, **(self.outputs or {}), "escalate": self.escalate}
+        line = {"id": self.id, **(self.outputs or {}), "escalate": self.escalate}
+        if self.degraded:
+            line["degraded"] = True
+        return line
 
 
 @dataclass
@@ -51,6 +56,7 @@ class JobResult:
     ledger: Ledger
     accuracy: float | None = None
     labelled: int = 0
+    kept_accuracy: float | None = None
     startup_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -68,10 +74,16 @@ class JobResult:
             "startup_s": round(self.startup_s, 3),
             "escalated": ledger.escalated,
             "escalation_rate": round(ledger.escalation_rate, 4),
+            "degraded": ledger.degraded,
             "llm_calls": ledger.llm_calls,
             "llm_tokens": ledger.llm_prompt_tokens + ledger.llm_completion_tokens,
             "llm_cost_usd": round(ledger.llm_cost_usd, 6),
             "accuracy": round(self.accuracy, 4) if self.accuracy is not None else None,
+            "kept_accuracy": _round(self.kept_accuracy),
             "labelled": self.labelled,
             **self.extra,
         }
+
+
+def _round(value: float | None) -> float | None:
+    return round(value, 4) if value is not None else None

@@ -26,18 +26,21 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from orchestrator.aggregate import Scorecard, collect_chunk, failed_chunk
+from orchestrator.cascade import Escalator
 from orchestrator.compiler import CompiledGraph, RunContext, compile_graph
 from orchestrator.config import Settings
 from orchestrator.errors import OrchestratorError, RunError
 from orchestrator.executors import Executor, make_executor
 from orchestrator.intake import Chunk, RawItem, prepare_chunk
 from orchestrator.ledger import Ledger
+from orchestrator.llm import Budget
 from orchestrator.registry import Registry
 from orchestrator.result import ItemError, ItemResult, JobResult
 from orchestrator.spec import GraphSpec, load_graph
 from orchestrator.telemetry import get_logger
 
 if TYPE_CHECKING:
+    from orchestrator.llm import LLMGateway
     from orchestrator.planner import Plan, Planner
 
 __all__ = ["Job", "Runtime"]
@@ -57,8 +60,10 @@ class Runtime:
         executor: Executor | str | None = None,
         settings: Settings | None = None,
         planner: Planner | None = None,
+        gateway: LLMGateway | None = None,
     ) -> None:
         self.settings = settings or Settings()
+        self._gateway = gateway
         self._registry = registry
         if executor is None or isinstance(executor, str):
             executor = make_executor(
@@ -86,20 +91,30 @@ class Runtime:
         return compile_graph(spec, self.registry)
 
     @property
-    def planner(self) -> Planner:
-        """The planner (configured providers, else the embedded model; started on first use)."""
-        if self._planner is None:
+    def gateway(self) -> LLMGateway:
+        """The big model: configured providers, else the embedded model (started on first use).
+
+        Every call is audited in the SQLite store under ``settings.data_dir``.
+        """
+        if self._gateway is None:
             from orchestrator.audit import AuditLog
             from orchestrator.embedded import default_gateway
+
+            audit = AuditLog(self.settings.data_dir / "orchestrator.db")
+            self._stack.callback(audit.close)
+            self._gateway = default_gateway(stack=self._stack, audit=audit)
+        return self._gateway
+
+    @property
+    def planner(self) -> Planner:
+        """The planner over :attr:`gateway`, with the plan cache in the store."""
+        if self._planner is None:
             from orchestrator.plan_cache import PlanCache
             from orchestrator.planner import Planner
 
-            db = self.settings.data_dir / "orchestrator.db"
-            cache, audit = PlanCache(db), AuditLog(db)
+            cache = PlanCache(self.settings.data_dir / "orchestrator.db")
             self._stack.callback(cache.close)
-            self._stack.callback(audit.close)
-            gateway = default_gateway(stack=self._stack, audit=audit)
-            self._planner = Planner(gateway, self.registry, cache=cache)
+            self._planner = Planner(self.gateway, self.registry, cache=cache)
         return self._planner
 
     def plan(self, task: str, fields: dict[str, str], *, ledger: Ledger | None = None) -> Plan:
@@ -160,13 +175,17 @@ class Runtime:
         """Stop the executor's workers and this runtime's event loop."""
         loop = self._sync_loop()
         try:
-            if self._planner is not None:
-                loop.run_until_complete(self._planner.gateway.aclose())
+            for gateway in {id(g): g for g in self._gateways()}.values():
+                loop.run_until_complete(gateway.aclose())
             loop.run_until_complete(self.executor.close())
         finally:
             loop.close()
             self._loop = None
             self._stack.close()
+
+    def _gateways(self) -> list[LLMGateway]:
+        found = [self._gateway] if self._gateway is not None else []
+        return found + ([self._planner.gateway] if self._planner is not None else [])
 
     def __enter__(self) -> Runtime:
         return self
@@ -200,6 +219,17 @@ class Job:
         self.ledger = ledger or Ledger(job_id=self.id, graph=graph.name)
         self.score = Scorecard(graph.spec.evaluate or _default_evaluation(graph.spec))
         self.startup_s = 0.0
+        self._escalator: Escalator | None = None
+        if runtime.settings.escalate:
+            self._escalator = Escalator(
+                gateway=runtime.gateway,
+                ledger=self.ledger,
+                job_id=self.id,
+                budget=Budget(
+                    max_calls=runtime.settings.llm_max_calls,
+                    max_tokens=runtime.settings.llm_max_tokens,
+                ),
+            )
         self._items = items
         self.on_progress = on_progress
         self._consumed = False
@@ -244,6 +274,7 @@ class Job:
             ledger=self.ledger,
             accuracy=self.score.accuracy,
             labelled=self.score.labelled,
+            kept_accuracy=self.score.kept_accuracy,
             startup_s=self.startup_s,
         )
 
@@ -278,7 +309,7 @@ class Job:
             return {"columns": {}, "errors": {}, "stats": []}
         state = {"size": len(chunk.rows), "columns": chunk.columns, "errors": {}, "stats": []}
         config = {"recursion_limit": len(self.graph.resolved.steps) + 10}
-        context = RunContext(executor=self.runtime.executor)
+        context = RunContext(executor=self.runtime.executor, escalator=self._escalator)
         out: dict[str, Any] = await self.graph.langgraph.ainvoke(state, config, context=context)
         return out
 

@@ -54,7 +54,7 @@ __all__ = [
 Batch = Mapping[str, Sequence[Any]]
 
 #: Output names the runtime adds to every step; a skill's Output model may not use them.
-RESERVED_OUTPUTS = frozenset({"confidence", "escalate", "error"})
+RESERVED_OUTPUTS = frozenset({"confidence", "escalate", "error", "answered_by", "degraded"})
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]*$")
@@ -115,6 +115,19 @@ class Skill(ABC):
     @abstractmethod
     def predict(self, batch: Batch) -> Predictions:
         """Predict one output and a confidence for every item of ``batch`` (columns of ``Input``)."""
+
+    @classmethod
+    def output_labels(cls) -> dict[str, list[str]]:
+        """The closed set of values of each categorical output, e.g. ``{"intent": [...]}``.
+
+        The big model is asked to choose among them when it answers for this skill. The default
+        reads ``Literal`` annotations; classifiers whose labels live in data override it.
+        """
+        found: dict[str, list[str]] = {}
+        for name, info in cls.Output.model_fields.items():
+            if typing.get_origin(info.annotation) is typing.Literal:
+                found[name] = [str(v) for v in typing.get_args(info.annotation)]
+        return found
 
     def ensure_setup(self) -> None:
         """Call :meth:`setup` if it has not run yet on this instance."""

@@ -100,10 +100,23 @@ class InputField(_Strict):
 
 
 class Escalation(_Strict):
-    """Per-step escalation policy. Items whose confidence is under ``threshold`` are flagged
-    ``escalate: true`` (and, once a big model is configured, sent to it)."""
+    """Per-step escalation policy: the cascade for items the step's skill is unsure of.
+
+    Items whose confidence is under ``threshold`` are flagged ``escalate: true`` and go up the
+    cascade: each skill of ``chain`` in turn (cheapest first; an answer at or above the threshold
+    is kept), then, when the job runs with a big model, the big model — in batches of
+    ``items_per_call``, at most ``max_concurrency`` calls at once. An item the big model cannot
+    answer in time keeps the best small answer and is marked ``degraded``.
+    """
 
     threshold: float = Field(default=0.0, ge=0.0, le=1.0, description="minimum confidence kept")
+    chain: list[str] = Field(
+        default_factory=list, description="skills to try before the big model, cheapest first"
+    )
+    to_llm: bool = Field(default=True, description="end the cascade at the big model")
+    items_per_call: int = Field(default=10, ge=1, le=200, description="items per big-model call")
+    max_concurrency: int = Field(default=4, ge=1, le=64, description="big-model calls at once")
+    timeout_s: float = Field(default=60.0, gt=0, le=3600, description="bound on one call")
 
 
 class Step(_Strict):

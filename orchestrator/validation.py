@@ -24,7 +24,12 @@ __all__ = ["ResolvedGraph", "ResolvedStep", "assignable", "resolve_graph"]
 
 _PY_TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
 #: Columns every step adds next to its skill's outputs.
-_STEP_EXTRAS: dict[str, Any] = {"confidence": float, "escalate": bool}
+_STEP_EXTRAS: dict[str, Any] = {
+    "confidence": float,
+    "escalate": bool,
+    "answered_by": str,
+    "degraded": bool,
+}
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,8 @@ class ResolvedStep:
     spec: Step
     skill: SkillVersion
     depends_on: tuple[str, ...]
+    #: the escalation chain's skills, cheapest first
+    chain: tuple[SkillVersion, ...] = ()
 
     @property
     def id(self) -> str:
@@ -53,7 +60,8 @@ class ResolvedGraph:
         """Distinct skill versions the graph needs, in step order."""
         seen: dict[str, SkillVersion] = {}
         for step in self.steps:
-            seen.setdefault(step.skill.key, step.skill)
+            for version in (step.skill, *step.chain):
+                seen.setdefault(version.key, version)
         return list(seen.values())
 
 
@@ -61,6 +69,7 @@ def resolve_graph(spec: GraphSpec, registry: Registry) -> ResolvedGraph:
     """Validate ``spec`` against ``registry``; GraphValidationError lists every problem found."""
     issues: list[GraphIssue] = []
     skills = _resolve_skills(spec, registry, issues)
+    chains = {s.id: _resolve_chain(s, skills.get(s.id), registry, issues) for s in spec.steps}
     _check_ids(spec, issues)
     outputs_of = {
         step.id: _output_types(skills[step.id]) for step in spec.steps if step.id in skills
@@ -83,6 +92,7 @@ def resolve_graph(spec: GraphSpec, registry: Registry) -> ResolvedGraph:
             spec=spec.step(step_id),  # type: ignore[arg-type]
             skill=skills[step_id],
             depends_on=_dependencies(spec.step(step_id)),  # type: ignore[arg-type]
+            chain=chains[step_id],
         )
         for step_id in order
     )
@@ -104,6 +114,41 @@ def _resolve_skills(
             issues.append(GraphIssue(f"step {step.id!r}", problem))
         found[step.id] = version
     return found
+
+
+def _resolve_chain(
+    step: Step, skill: SkillVersion | None, registry: Registry, issues: list[GraphIssue]
+) -> tuple[SkillVersion, ...]:
+    """The escalation chain's skills; each must answer with the step's outputs from its inputs."""
+    if step.escalation is None or skill is None:
+        return ()
+    where = f"step {step.id!r}"
+    chain: list[SkillVersion] = []
+    outputs = set(skill.skill_cls.Output.model_fields)
+    for ref in step.escalation.chain:
+        try:
+            version = registry.resolve(ref)
+        except UnknownSkillError as exc:
+            issues.append(GraphIssue(where, f"escalation chain: {exc}"))
+            continue
+        missing_out = outputs - set(version.skill_cls.Output.model_fields)
+        needs = {n for n, f in version.skill_cls.Input.model_fields.items() if f.is_required()}
+        missing_in = needs - set(step.inputs)
+        if missing_out or missing_in:
+            issues.append(
+                GraphIssue(
+                    where,
+                    f"escalation chain skill {version.key} cannot stand in for {skill.key}: "
+                    f"it lacks outputs {sorted(missing_out)} / needs unbound inputs "
+                    f"{sorted(missing_in)}",
+                )
+            )
+            continue
+        problem = version.problem()
+        if problem:
+            issues.append(GraphIssue(where, problem))
+        chain.append(version)
+    return tuple(chain)
 
 
 def _check_ids(spec: GraphSpec, issues: list[GraphIssue]) -> None:

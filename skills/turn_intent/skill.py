@@ -70,6 +70,17 @@ class TurnIntent(OnnxClassifierSkill):
     label_field: ClassVar[str] = "intent"
     relative_cost: ClassVar[float] = 2.0
 
+    @classmethod
+    def output_labels(cls) -> dict[str, list[str]]:
+        """The 150 CLINC150 intents and ``oos``: the big model must pick one of them."""
+        import json
+
+        from skills.data import DATASETS_DIR, OOS_INTENT
+
+        domains = json.loads((DATASETS_DIR / "clinc150" / "domains.json").read_text())
+        intents = sorted({intent for names in domains.values() for intent in names})
+        return {cls.label_field: [*intents, OOS_INTENT]}
+
     def feed(self, batch: Batch) -> dict[str, Any]:
         texts = [normalize_text(text) for text in batch["text"]]
         return {"text": np.array(texts, dtype=object).reshape(-1, 1)}

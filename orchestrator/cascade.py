@@ -1,0 +1,230 @@
+"""The cascade: items a skill is unsure of go up to dearer models; the rest never leave it.
+
+For one step's batch, after the step's skill answered:
+
+1. items under the step's ``threshold`` are flagged ``escalate``;
+2. each skill of the escalation ``chain`` (cheapest first) answers the items still pending; an
+   answer at or above the threshold is kept;
+3. with a big model configured for the job (:class:`Escalator`), the remaining items go to it in
+   batches of ``items_per_call``, at most ``max_concurrency`` calls at once, with a prompt built
+   from the skill's contract (description, output fields, their closed label sets) and an answer
+   schema that only admits those labels; the answer is validated like any structured output;
+4. an item the big model fails to answer (error, budget, time-out) keeps the best small answer,
+   marked ``degraded`` — a call turn never fails because of the big model.
+
+Every item records who answered (``answered_by``: a skill key or ``llm:<provider>``) and the
+confidence of that answer (1.0 for the big model: its answer is final).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from orchestrator.errors import RunError
+from orchestrator.executors.base import Executor, check_predictions
+from orchestrator.ledger import Ledger
+from orchestrator.llm import Budget, Completion, LLMGateway
+from orchestrator.skill import Batch, Predictions
+from orchestrator.telemetry import get_logger
+from orchestrator.validation import ResolvedStep
+
+__all__ = ["CascadeOutcome", "Escalator", "run_cascade"]
+
+log = get_logger(__name__)
+
+#: ``complete(messages, schema=..., budget=..., purpose=..., job_id=..., ledger=...)``: the
+#: gateway's own method, or a guard around it (PII redaction) with the same signature.
+Complete = Callable[..., Awaitable[Completion[Any]]]
+
+SYSTEM_PROMPT = (
+    "You answer for a small model that was unsure. For every item, give the answer the skill "
+    "describes, choosing only among the allowed values. Answer with one JSON object."
+)
+
+
+@dataclass
+class Escalator:
+    """A job's line to the big model: gateway (or a guard around it), budget, ledger."""
+
+    gateway: LLMGateway
+    ledger: Ledger
+    job_id: str | None = None
+    budget: Budget = field(default_factory=Budget)
+    complete: Complete | None = None
+
+    async def answer(
+        self, step: ResolvedStep, batch: Batch, rows: list[int]
+    ) -> tuple[dict[int, dict[str, Any]], str]:
+        """Big-model answers for ``rows`` of ``batch`` (row -> output values) and who gave them.
+
+        Rows missing from the result could not be answered (their call failed or timed out).
+        """
+        policy = step.spec.escalation
+        assert policy is not None
+        groups = [
+            rows[i : i + policy.items_per_call] for i in range(0, len(rows), policy.items_per_call)
+        ]
+        gate = asyncio.Semaphore(policy.max_concurrency)
+
+        async def one(group: list[int]) -> tuple[dict[int, dict[str, Any]], str]:
+            async with gate:
+                try:
+                    return await asyncio.wait_for(
+                        self._ask(step, batch, group), timeout=policy.timeout_s
+                    )
+                except (RunError, TimeoutError) as exc:
+                    code = getattr(exc, "code", "timeout")
+                    log.warning("escalation_degraded", step=step.id, items=len(group), error=code)
+                    return {}, ""
+
+        answers: dict[int, dict[str, Any]] = {}
+        provider = ""
+        for found, who in await asyncio.gather(*(one(g) for g in groups)):
+            answers.update(found)
+            provider = who or provider
+        return answers, provider
+
+    async def _ask(
+        self, step: ResolvedStep, batch: Batch, group: list[int]
+    ) -> tuple[dict[int, dict[str, Any]], str]:
+        skill = step.skill.skill_cls
+        inputs = list(skill.Input.model_fields)
+        items = [{"index": i, **{f: batch[f][i] for f in inputs if f in batch}} for i in group]
+        messages = [
+            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": _prompt(step, items)},
+        ]
+        complete = self.complete or self.gateway.complete
+        answer = await complete(
+            messages,
+            schema=answer_schema(step, group),
+            budget=self.budget,
+            purpose=f"escalate:{step.skill.key}",
+            job_id=self.job_id,
+            ledger=self.ledger,
+        )
+        outputs = list(skill.Output.model_fields)
+        found = {
+            a["index"]: {f: a[f] for f in outputs} for a in answer.parsed.model_dump()["answers"]
+        }
+        return found, answer.provider
+
+
+@dataclass
+class CascadeOutcome:
+    """One step's final per-item answers (live rows only), after the cascade."""
+
+    outputs: dict[str, list[Any]]
+    confidence: np.ndarray
+    escalate: np.ndarray
+    answered_by: list[str]
+    degraded: list[bool]
+
+
+async def run_cascade(
+    step: ResolvedStep,
+    batch: Batch,
+    preds: Predictions,
+    executor: Executor,
+    escalator: Escalator | None,
+) -> CascadeOutcome:
+    """Apply the step's escalation policy to one batch the step's skill has answered."""
+    size = len(preds)
+    failed = set() if preds.errors is None else {i for i, e in enumerate(preds.errors) if e}
+    outputs = {f: _as_list(col) for f, col in preds.outputs.items()}
+    confidence = np.asarray(preds.confidence, dtype=np.float64).copy()
+    threshold = step.spec.threshold
+    escalate = confidence < threshold
+    for i in failed:
+        escalate[i] = False
+    outcome = CascadeOutcome(outputs, confidence, escalate, [step.skill.key] * size, [False] * size)
+    pending = [i for i in range(size) if escalate[i]]
+    policy = step.spec.escalation
+    if not pending or policy is None:
+        return outcome
+    for version in step.chain:
+        pending = await _try_skill(version, batch, pending, threshold, executor, outcome)
+        if not pending:
+            return outcome
+    if escalator is None or not policy.to_llm:
+        return outcome  # flagged only: no big model for this job
+    answers, provider = await escalator.answer(step, batch, pending)
+    for i in pending:
+        if i in answers:
+            for f, value in answers[i].items():
+                outcome.outputs[f][i] = value
+            outcome.confidence[i] = 1.0
+            outcome.answered_by[i] = f"llm:{provider}"
+        else:
+            outcome.degraded[i] = True
+    return outcome
+
+
+async def _try_skill(
+    version: Any,
+    batch: Batch,
+    pending: list[int],
+    threshold: float,
+    executor: Executor,
+    outcome: CascadeOutcome,
+) -> list[int]:
+    """Let one chain skill answer the pending rows; returns the rows still under the threshold."""
+    fields = list(version.skill_cls.Input.model_fields)
+    sub = {f: [batch[f][i] for i in pending] for f in fields if f in batch}
+    preds = check_predictions(
+        await executor.predict(version.key, sub), version, len(pending), f"chain {version.key}"
+    )
+    confidence = np.asarray(preds.confidence, dtype=np.float64)
+    still: list[int] = []
+    for j, i in enumerate(pending):
+        if (preds.errors is not None and preds.errors[j]) or confidence[j] < threshold:
+            still.append(i)
+            continue
+        for f in outcome.outputs:
+            outcome.outputs[f][i] = _as_list(preds.outputs[f])[j]
+        outcome.confidence[i] = confidence[j]
+        outcome.answered_by[i] = version.key
+    return still
+
+
+def answer_schema(step: ResolvedStep, group: Sequence[int]) -> type[BaseModel]:
+    """``{"answers": [{"index": ..., <outputs>}]}`` with one answer per item, labels enumerated."""
+    skill = step.skill.skill_cls
+    labels = skill.output_labels()
+    fields: dict[str, Any] = {"index": (Literal.__getitem__(tuple(group)), ...)}
+    for name, info in skill.Output.model_fields.items():
+        annotation: Any = (
+            Literal.__getitem__(tuple(labels[name])) if name in labels else info.annotation
+        )
+        fields[name] = (annotation, ...)
+    item = create_model(f"{skill.name}_answer", __config__=ConfigDict(extra="forbid"), **fields)
+    answers: Any = list[item]  # type: ignore[valid-type]
+    model: type[BaseModel] = create_model(
+        f"{skill.name}_answers",
+        __config__=ConfigDict(extra="forbid"),
+        answers=(answers, Field(min_length=len(group), max_length=len(group))),
+    )
+    return model
+
+
+def _prompt(step: ResolvedStep, items: list[dict[str, Any]]) -> str:
+    skill = step.skill.skill_cls
+    labels = skill.output_labels()
+    lines = [f"Skill: {skill.name}", f"What it does: {skill.description}", "Give for each item:"]
+    for name, info in skill.Output.model_fields.items():
+        allowed = f" — one of: {', '.join(labels[name])}" if name in labels else ""
+        lines.append(f"- {name} ({getattr(info.annotation, '__name__', info.annotation)}){allowed}")
+    lines.append('Answer {"answers": [{"index": <item index>, ...}]} with one answer per item.')
+    lines.append(f"Items:\n{json.dumps(items, ensure_ascii=False)}")
+    return "\n".join(lines)
+
+
+def _as_list(column: Any) -> list[Any]:
+    return list(column.tolist()) if hasattr(column, "tolist") else list(column)

@@ -28,6 +28,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from orchestrator.errors import RunError
+from orchestrator.examples import Example, ExampleStore
 from orchestrator.executors.base import Executor, check_predictions
 from orchestrator.ledger import Ledger
 from orchestrator.llm import Budget, Completion, LLMGateway
@@ -58,6 +59,32 @@ class Escalator:
     job_id: str | None = None
     budget: Budget = field(default_factory=Budget)
     complete: Complete | None = None
+    #: where accepted big-model answers are kept as labelled examples (distillation)
+    examples: ExampleStore | None = None
+
+    def learn(
+        self,
+        step: ResolvedStep,
+        batch: Batch,
+        answers: dict[int, dict[str, Any]],
+        provider: str,
+        confidence: np.ndarray,
+    ) -> None:
+        """Keep the big model's accepted answers as training examples for the step's skill."""
+        if self.examples is None or not answers:
+            return
+        fields = list(step.skill.skill_cls.Input.model_fields)
+        self.examples.add(
+            Example(
+                skill=step.skill.key,
+                inputs={f: batch[f][i] for f in fields if f in batch},
+                outputs=outputs,
+                source=f"llm:{provider}",
+                small_confidence=float(confidence[i]),
+                job_id=self.job_id,
+            )
+            for i, outputs in answers.items()
+        )
 
     async def answer(
         self, step: ResolvedStep, batch: Batch, rows: list[int]
@@ -156,6 +183,7 @@ async def run_cascade(
     if escalator is None or not policy.to_llm:
         return outcome  # flagged only: no big model for this job
     answers, provider = await escalator.answer(step, batch, pending)
+    escalator.learn(step, batch, answers, provider, outcome.confidence)
     for i in pending:
         if i in answers:
             for f, value in answers[i].items():

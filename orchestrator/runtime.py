@@ -40,6 +40,7 @@ from orchestrator.spec import GraphSpec, load_graph
 from orchestrator.telemetry import get_logger
 
 if TYPE_CHECKING:
+    from orchestrator.examples import ExampleStore
     from orchestrator.llm import LLMGateway
     from orchestrator.planner import Plan, Planner
 
@@ -64,6 +65,7 @@ class Runtime:
     ) -> None:
         self.settings = settings or Settings()
         self._gateway = gateway
+        self._examples: ExampleStore | None = None
         self._registry = registry
         if executor is None or isinstance(executor, str):
             executor = make_executor(
@@ -104,6 +106,16 @@ class Runtime:
             self._stack.callback(audit.close)
             self._gateway = default_gateway(stack=self._stack, audit=audit)
         return self._gateway
+
+    @property
+    def examples(self) -> ExampleStore:
+        """Labelled examples learned from escalations (for distillation), in the store."""
+        if self._examples is None:
+            from orchestrator.examples import ExampleStore
+
+            self._examples = ExampleStore(self.settings.data_dir / "orchestrator.db")
+            self._stack.callback(self._examples.close)
+        return self._examples
 
     @property
     def planner(self) -> Planner:
@@ -229,6 +241,7 @@ class Job:
                     max_calls=runtime.settings.llm_max_calls,
                     max_tokens=runtime.settings.llm_max_tokens,
                 ),
+                examples=runtime.examples,
             )
         self._items = items
         self.on_progress = on_progress

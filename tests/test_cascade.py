@@ -43,12 +43,15 @@ def _graph(**escalation):
     return GraphSpec.from_dict({**TOY_GRAPH, "steps": steps, "outputs": outputs})
 
 
-def _run(stub, registry, graph, items, **provider):
+def _run(stub, registry, graph, items, learned=None, **provider):
     spec = {"name": "stub", "base_url": stub.base_url, "model": "m", "max_attempts": 1, **provider}
     gateway = LLMGateway([Provider(**spec)])
     with Runtime(registry=registry, executor=LocalExecutor(), gateway=gateway) as runtime:
         runtime.settings = runtime.settings.model_copy(update={"escalate": True})
-        return runtime.run(graph, items)
+        result = runtime.run(graph, items)
+        if learned is not None:
+            learned.extend(runtime.examples.for_skill("length"))
+        return result
 
 
 ITEMS = [
@@ -62,9 +65,11 @@ def registry(toy_registry):
     return toy_registry
 
 
-def test_only_unsure_items_reach_the_big_model_in_batches(registry):
+def test_only_unsure_items_reach_the_big_model_in_batches(registry, tmp_path, monkeypatch):
+    monkeypatch.setenv("ORCHESTRATOR_DATA_DIR", str(tmp_path))
+    learned = []
     with StubLLMServer(default=oracle) as stub:
-        result = _run(stub, registry, _graph(items_per_call=2), ITEMS)
+        result = _run(stub, registry, _graph(items_per_call=2), ITEMS, learned)
         sent = [
             json.loads(r.json["messages"][-1]["content"].split("Items:\n", 1)[1])
             for r in stub.chat_requests
@@ -83,6 +88,15 @@ def test_only_unsure_items_reach_the_big_model_in_batches(registry):
     assert by_id[0].escalate and by_id[3].outputs["length"] == 400
     assert result.ledger.llm_calls == 2 and result.ledger.escalated == 3
     assert result.ledger.llm_prompt_tokens > 0
+    # the big model's answers are kept as labelled examples for the next version (distillation)
+    assert sorted((e.inputs["text"], e.outputs["length"]) for e in learned) == [
+        ("abcd", 400),
+        ("hi", 200),
+        ("yo", 200),
+    ]
+    assert {(e.skill, e.source, e.job_id) for e in learned} == {
+        ("length@1.0.0", "llm:stub", result.job_id)
+    }
 
 
 def test_the_chain_answers_before_the_big_model(registry):

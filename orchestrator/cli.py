@@ -255,6 +255,16 @@ def skills_build(
         err.print(f"{outcome.name}: {outcome.status}{took}")
 
 
+def _register_plugins() -> None:
+    """Commands defined next to the concept they serve (importing them loads nothing heavy)."""
+    from orchestrator.privacy import redact_command
+
+    app.command("redact")(redact_command)
+
+
+_register_plugins()
+
+
 def _fmt(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 

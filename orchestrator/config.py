@@ -56,6 +56,11 @@ class Settings(BaseSettings):
         default=False,
         description="send items under a step's threshold to the big model (else: flag them)",
     )
+    privacy: Literal["redact", "local_only", "allow"] | None = Field(
+        default=None,
+        description="what may leave the machine when items escalate; unset: local providers get "
+        "the text as is, remote ones get it redacted",
+    )
     llm_max_calls: int | None = Field(default=None, ge=1, description="big-model calls per job")
     llm_max_tokens: int | None = Field(default=None, ge=1, description="big-model tokens per job")
     data_dir: Path = Field(

@@ -16,7 +16,8 @@ Every error the runtime raises on purpose derives from :class:`OrchestratorError
         ├── LLMUnavailable         no big-model provider answered (each one's reason attached)
         ├── LLMRequestRejected     a provider refused the request itself (400/413/422)
         ├── LLMOutputInvalid       the big model's answer broke its schema, even after a re-ask
-        └── BudgetExceeded         the job's big-model budget (calls or tokens) is spent
+        ├── BudgetExceeded         the job's big-model budget (calls or tokens) is spent
+        └── PrivacyViolation       the privacy policy forbids sending this text anywhere configured
 
 Setup errors are raised before any worker starts, so a bad graph costs nothing. Every message says
 what to do about it.
@@ -39,6 +40,7 @@ __all__ = [
     "LLMUnavailable",
     "OrchestratorError",
     "PlanInvalid",
+    "PrivacyViolation",
     "RunError",
     "SetupError",
     "SkillDefinitionError",
@@ -186,3 +188,9 @@ class PlanInvalid(SetupError):
             f"no valid plan after {repairs} repair(s) for task {task[:80]!r}:\n{lines}\n"
             "Rephrase the task, point the planner at a stronger model, or write the graph by hand."
         )
+
+
+class PrivacyViolation(RunError):
+    """The privacy policy forbids sending this text to any configured provider; nothing was sent."""
+
+    code = "privacy_blocked"

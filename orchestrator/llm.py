@@ -62,6 +62,7 @@ tokens, latency and the request hash; never message content, never a key.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import re
 import threading
@@ -342,6 +343,21 @@ class LLMGateway:
     @property
     def providers(self) -> tuple[Provider, ...]:
         return self._providers
+
+    def only(self, providers: Sequence[Provider]) -> LLMGateway:
+        """This gateway restricted to ``providers`` (e.g. the local ones, for a privacy policy).
+
+        A shallow copy: circuit breakers, HTTP clients, keys, audit log and backoff settings stay
+        shared with this gateway.
+        """
+        if tuple(providers) == self._providers:
+            return self
+        unknown = {p.name for p in providers} - {p.name for p in self._providers}
+        if unknown:
+            raise ConfigError(f"providers {sorted(unknown)} are not in this gateway")
+        view = copy.copy(self)
+        view._providers = tuple(providers)
+        return view
 
     def circuit_state(self, provider: str) -> Literal["closed", "open", "half_open"]:
         """The circuit breaker state of one provider (for health checks and tests)."""

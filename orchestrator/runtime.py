@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import time
 import uuid
@@ -34,6 +35,7 @@ from orchestrator.executors import Executor, make_executor
 from orchestrator.intake import Chunk, RawItem, prepare_chunk
 from orchestrator.ledger import Ledger
 from orchestrator.llm import Budget
+from orchestrator.privacy import guarded_complete
 from orchestrator.registry import Registry
 from orchestrator.result import ItemError, ItemResult, JobResult
 from orchestrator.spec import GraphSpec, load_graph
@@ -242,6 +244,10 @@ class Job:
                     max_tokens=runtime.settings.llm_max_tokens,
                 ),
                 examples=runtime.examples,
+                # every escalation goes through the PII guard (remote providers get redacted text)
+                complete=functools.partial(
+                    guarded_complete, runtime.gateway, policy=runtime.settings.privacy
+                ),
             )
         self._items = items
         self.on_progress = on_progress

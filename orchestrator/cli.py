@@ -258,8 +258,12 @@ def skills_build(
 def _register_plugins() -> None:
     """Commands defined next to the concept they serve (importing them loads nothing heavy)."""
     from orchestrator.privacy import redact_command
+    from orchestrator.training import calibrate_command, eval_command, train_app
 
     app.command("redact")(redact_command)
+    skills_app.add_typer(train_app, name="train")
+    skills_app.command("eval")(eval_command)
+    skills_app.command("calibrate")(calibrate_command)
 
 
 _register_plugins()

@@ -32,6 +32,7 @@ __all__ = [
     "ARTIFACTS_DIRNAME",
     "MANIFEST_FILENAME",
     "ArtifactRecord",
+    "artifacts_fingerprint",
     "SkillManifest",
     "load_manifest",
     "record_build",
@@ -125,6 +126,14 @@ def verify_artifacts(folder: Path, manifest: SkillManifest) -> None:
             )
 
 
+def artifacts_fingerprint(manifest: SkillManifest) -> str:
+    """A short digest of a manifest's artifact checksums (what a calibration was measured on)."""
+    digest = hashlib.sha256()
+    for name in sorted(manifest.artifacts):
+        digest.update(f"{name}:{manifest.artifacts[name].sha256}\n".encode())
+    return digest.hexdigest()[:16]
+
+
 def record_build(folder: Path, files: list[str], metrics: dict[str, Any]) -> SkillManifest:
     """Write the sha256 and size of freshly built artifacts, and their metrics, into the manifest.
 
@@ -138,7 +147,15 @@ def record_build(folder: Path, files: list[str], metrics: dict[str, Any]) -> Ski
         )
         for name in files
     }
-    updated = manifest.model_copy(update={"artifacts": records, "metrics": metrics})
+    updated = manifest.model_copy(update={"artifacts": records, "metrics": dict(metrics)})
+    # A calibration measured on these very artifacts (a deterministic rebuild) stays valid.
+    calibration = manifest.metrics.get("calibration")
+    if (
+        isinstance(calibration, dict)
+        and "calibration" not in metrics
+        and calibration.get("artifacts_fingerprint") == artifacts_fingerprint(updated)
+    ):
+        updated.metrics["calibration"] = calibration
     data = updated.model_dump(mode="json", exclude_none=True)
     (folder / MANIFEST_FILENAME).write_text(
         yaml.safe_dump(data, sort_keys=False, width=100), encoding="utf-8"

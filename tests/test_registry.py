@@ -207,3 +207,17 @@ def test_malformed_manifest(skill_folder):
     (skill_folder / "first_word" / "manifest.yaml").write_text("name: first_word\n")
     with pytest.raises(SkillDefinitionError, match="malformed"):
         Registry.from_folder(skill_folder)
+
+
+def test_a_rebuild_keeps_a_calibration_only_while_the_artifacts_are_the_same(skill_folder):
+    from orchestrator.manifest import artifacts_fingerprint, load_manifest
+
+    folder = skill_folder / "first_word"
+    manifest = load_manifest(folder)
+    calibration = {"threshold": 0.7, "artifacts_fingerprint": artifacts_fingerprint(manifest)}
+    record_build(folder, ["vocab.txt"], {"vocab_size": 2, "calibration": calibration})
+    assert (
+        record_build(folder, ["vocab.txt"], {"vocab_size": 2}).metrics["calibration"] == calibration
+    )
+    (folder / "artifacts" / "vocab.txt").write_text("hello stop please")
+    assert "calibration" not in record_build(folder, ["vocab.txt"], {"vocab_size": 3}).metrics

@@ -29,15 +29,9 @@ from skills.data import OOS_INTENT, clinc150_eval
 
 
 def calibrated_threshold(registry: Registry) -> float | None:
-    manifest = registry.resolve("turn_intent").manifest
-    metrics = manifest.metrics if manifest else {}
-    for key in ("calibration", "threshold"):
-        value = metrics.get(key)
-        if isinstance(value, dict) and "threshold" in value:
-            return float(value["threshold"])
-        if isinstance(value, int | float):
-            return float(value)
-    return None
+    from orchestrator.calibration import stored_threshold
+
+    return stored_threshold(registry.resolve("turn_intent"))
 
 
 def turn_graph(threshold: float, items_per_call: int) -> GraphSpec:

@@ -52,8 +52,8 @@ def collect_chunk(
     """Per-item results of one chunk, in input order, and the ledger updated."""
     columns, errors = state["columns"], state.get("errors") or {}
     outputs = [(name, binding.key) for name, binding in graph.spec.outputs.items()]
-    escalate_keys = [f"{s.id}.escalate" for s in graph.steps if s.spec.threshold > 0]
-    degraded_keys = [f"{s.id}.degraded" for s in graph.steps if s.spec.threshold > 0]
+    escalate_keys = [f"{s.id}.escalate" for s in graph.steps if s.threshold > 0]
+    degraded_keys = [f"{s.id}.degraded" for s in graph.steps if s.threshold > 0]
     graph_row = {position: row for row, position in enumerate(chunk.rows)}
     results: list[ItemResult] = []
     for position, item_id in enumerate(chunk.ids):

@@ -167,7 +167,7 @@ async def run_cascade(
     failed = set() if preds.errors is None else {i for i, e in enumerate(preds.errors) if e}
     outputs = {f: _as_list(col) for f, col in preds.outputs.items()}
     confidence = np.asarray(preds.confidence, dtype=np.float64).copy()
-    threshold = step.spec.threshold
+    threshold = step.threshold
     escalate = confidence < threshold
     for i in failed:
         escalate[i] = False

@@ -109,7 +109,11 @@ class Escalation(_Strict):
     answer in time keeps the best small answer and is marked ``degraded``.
     """
 
-    threshold: float = Field(default=0.0, ge=0.0, le=1.0, description="minimum confidence kept")
+    threshold: float | Literal["calibrated"] = Field(
+        default=0.0,
+        description="minimum confidence kept, or 'calibrated': the threshold `orchestrator skills "
+        "calibrate` stored with the skill version",
+    )
     chain: list[str] = Field(
         default_factory=list, description="skills to try before the big model, cheapest first"
     )
@@ -117,6 +121,13 @@ class Escalation(_Strict):
     items_per_call: int = Field(default=10, ge=1, le=200, description="items per big-model call")
     max_concurrency: int = Field(default=4, ge=1, le=64, description="big-model calls at once")
     timeout_s: float = Field(default=60.0, gt=0, le=3600, description="bound on one call")
+
+    @field_validator("threshold")
+    @classmethod
+    def _in_range(cls, value: float | str) -> float | str:
+        if isinstance(value, float | int) and not 0.0 <= value <= 1.0:
+            raise ValueError("threshold must be between 0 and 1, or 'calibrated'")
+        return value
 
 
 class Step(_Strict):
@@ -133,10 +144,6 @@ class Step(_Strict):
     _parse_bindings = field_validator("inputs", mode="before")(
         classmethod(lambda cls, value: _parse_binding_map(value))
     )
-
-    @property
-    def threshold(self) -> float:
-        return self.escalation.threshold if self.escalation else 0.0
 
 
 class Evaluation(_Strict):

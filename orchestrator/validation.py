@@ -41,6 +41,8 @@ class ResolvedStep:
     depends_on: tuple[str, ...]
     #: the escalation chain's skills, cheapest first
     chain: tuple[SkillVersion, ...] = ()
+    #: confidence under which items escalate (a ``calibrated`` spec resolved to its number)
+    threshold: float = 0.0
 
     @property
     def id(self) -> str:
@@ -70,6 +72,7 @@ def resolve_graph(spec: GraphSpec, registry: Registry) -> ResolvedGraph:
     issues: list[GraphIssue] = []
     skills = _resolve_skills(spec, registry, issues)
     chains = {s.id: _resolve_chain(s, skills.get(s.id), registry, issues) for s in spec.steps}
+    thresholds = {s.id: _threshold(s, skills.get(s.id), issues) for s in spec.steps}
     _check_ids(spec, issues)
     outputs_of = {
         step.id: _output_types(skills[step.id]) for step in spec.steps if step.id in skills
@@ -93,6 +96,7 @@ def resolve_graph(spec: GraphSpec, registry: Registry) -> ResolvedGraph:
             skill=skills[step_id],
             depends_on=_dependencies(spec.step(step_id)),  # type: ignore[arg-type]
             chain=chains[step_id],
+            threshold=thresholds.get(step_id, 0.0),
         )
         for step_id in order
     )
@@ -113,6 +117,29 @@ def _resolve_skills(
         if problem:
             issues.append(GraphIssue(f"step {step.id!r}", problem))
         found[step.id] = version
+    return found
+
+
+def _threshold(step: Step, skill: SkillVersion | None, issues: list[GraphIssue]) -> float:
+    """The step's escalation threshold as a number (looking up a calibrated one)."""
+    if step.escalation is None:
+        return 0.0
+    if step.escalation.threshold != "calibrated":
+        return float(step.escalation.threshold)
+    if skill is None:
+        return 0.0
+    from orchestrator.calibration import stored_threshold
+
+    found = stored_threshold(skill)
+    if found is None:
+        issues.append(
+            GraphIssue(
+                f"step {step.id!r}",
+                f"threshold 'calibrated' but {skill.key} has no calibration for its current "
+                f"artifacts; run `orchestrator skills calibrate {skill.name}` or give a number",
+            )
+        )
+        return 0.0
     return found
 
 

@@ -154,3 +154,18 @@ def test_checked_in_graphs_are_valid(builtin_registry):
     assert graphs
     for path in graphs:
         compile_graph(load_graph(path), builtin_registry)
+
+
+def test_calibrated_threshold_needs_a_calibration(toy_registry):
+    issues = _issues(
+        _graph(lambda d: d["steps"][0].update(escalation={"threshold": "calibrated"})), toy_registry
+    )
+    assert issues == [
+        "step 'len': threshold 'calibrated' but length@1.0.0 has no calibration for its current "
+        "artifacts; run `orchestrator skills calibrate length` or give a number"
+    ]
+
+
+def test_threshold_range():
+    with pytest.raises(GraphValidationError, match="between 0 and 1"):
+        GraphSpec.from_dict(_graph(lambda d: d["steps"][0].update(escalation={"threshold": 1.5})))

@@ -27,8 +27,15 @@ def test_turn_graph_on_ray_matches_the_model_called_directly(ray_cluster, builti
     )
     assert result.accuracy == correct / len(turns)
     assert result.ledger.chunks == 4 and result.ledger.skill_calls["turn_intent@1.0.0"] == 4
+    # the graph asks for the calibrated threshold: the one stored with turn_intent's artifacts
+    from orchestrator.calibration import stored_threshold
+
+    threshold = stored_threshold(builtin_registry.resolve("turn_intent"))
+    assert threshold is not None and 0.3 < threshold < 0.9
     escalated = [r for r in result.results if r.escalate]
-    assert escalated and all(r.outputs["intent_confidence"] < 0.5 for r in escalated)
+    assert escalated and all(r.outputs["intent_confidence"] < threshold for r in escalated)
+    kept = [r for r in result.results if not r.escalate]
+    assert all(r.outputs["intent_confidence"] >= threshold for r in kept)
 
 
 def test_lead_scoring_ranks_subscribers_higher(builtin_registry):

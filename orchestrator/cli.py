@@ -257,6 +257,7 @@ def skills_build(
 
 def _register_plugins() -> None:
     """Commands defined next to the concept they serve (importing them loads nothing heavy)."""
+    from orchestrator.distill import distill_command, promote_command, rollback_command
     from orchestrator.privacy import redact_command
     from orchestrator.training import calibrate_command, eval_command, train_app
 
@@ -264,6 +265,9 @@ def _register_plugins() -> None:
     skills_app.add_typer(train_app, name="train")
     skills_app.command("eval")(eval_command)
     skills_app.command("calibrate")(calibrate_command)
+    app.command("distill")(distill_command)
+    skills_app.command("promote")(promote_command)
+    skills_app.command("rollback")(rollback_command)
 
 
 _register_plugins()

@@ -1,0 +1,219 @@
+"""Three distillation rounds on CLINC150: does the escalation rate fall at equal selective accuracy?
+
+    .venv/bin/python bench/distill_rounds.py [--base-per-intent 40] [--traffic-per-intent 20]
+                                             [--target 0.95]
+
+The big model is played by an ORACLE: every escalated item is answered with its CLINC150 gold
+label (a real model would make some mistakes; this measures the loop, not a model's quality).
+
+Data, with nothing leaking between roles:
+
+- round 0 trains on the first ``--base-per-intent`` rows per intent of CLINC150 ``train`` plus
+  ``oos_train`` (a 5 % stratified slice of it is the trainer's own check split);
+- rounds 1-3 each send fresh traffic: the next ``--traffic-per-intent`` rows per intent of
+  ``train`` (disjoint slices, never in the base set); the current prod version answers them, items
+  under its threshold go to the oracle, and its answers become examples;
+- each round then runs :func:`orchestrator.distill.distill` (base + every example so far -> a
+  canary), and promotes it;
+- every version is calibrated on ``val`` + ``oos_val`` (weighted to 18 % out-of-scope, as
+  turn_intent) at the same target, and measured on ``test`` + ``oos_test`` (never used to choose
+  anything).
+
+Skills run in-process (no Ray). Takes about 3-4 minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("ORCHESTRATOR_LOG_LEVEL", "WARNING")
+
+import numpy as np
+
+from orchestrator.calibration import calibrate, predict_labels, stored_threshold
+from orchestrator.distill import distill, promote
+from orchestrator.examples import Example, ExampleStore
+from orchestrator.training import load_version, train_text_classifier
+from skills.data import OOS_INTENT, clinc150, clinc150_eval
+
+NAME = "clinc_intent"
+ROUNDS = 3
+OOS_SHARE = 0.18
+
+
+def slices(
+    per_base: int, per_round: int
+) -> tuple[list[tuple[str, str]], list[list[tuple[str, str]]]]:
+    """(base rows, [traffic of round 1..3]): disjoint slices of CLINC150 train per intent."""
+    seen: dict[str, int] = defaultdict(int)
+    base: list[tuple[str, str]] = []
+    traffic: list[list[tuple[str, str]]] = [[] for _ in range(ROUNDS)]
+    for text, label in clinc150("train"):
+        n = seen[label]
+        seen[label] += 1
+        if n < per_base:
+            base.append((text, label))
+        elif (n - per_base) // per_round < ROUNDS:
+            traffic[(n - per_base) // per_round].append((text, label))
+    return base + clinc150("oos_train"), traffic
+
+
+def measure(version_key: str, skills_dir: Path, test: list[tuple[str, str]]) -> dict[str, float]:
+    version = load_version(version_key, skills_dir)
+    threshold = stored_threshold(version) or 0.0
+    texts = [t for t, _ in test]
+    gold = np.array([y for _, y in test], dtype=object)
+    predicted, confidence = predict_labels(version.create(), {"text": texts})
+    correct = np.array([p == y for p, y in zip(predicted, gold, strict=True)])
+    kept = confidence >= threshold
+    in_scope = gold != OOS_INTENT
+    return {
+        "threshold": round(threshold, 4),
+        "accuracy": round(float(correct.mean()), 4),
+        "escalation_all": round(float((~kept).mean()), 4),
+        "escalation_in_scope": round(float((~kept[in_scope]).mean()), 4),
+        "selective_accuracy": round(float(correct[kept].mean()), 4) if kept.any() else float("nan"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--base-per-intent", type=int, default=40)
+    parser.add_argument("--traffic-per-intent", type=int, default=20)
+    parser.add_argument("--target", type=float, default=0.95)
+    parser.add_argument("--json", action="store_true", help="also print one JSON line")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    base, traffic = slices(args.base_per_intent, args.traffic_per_intent)
+    val = clinc150_eval("val")
+    test = clinc150_eval("test")
+    val_data = ([t for t, _ in val], [y for _, y in val], {OOS_INTENT: OOS_SHARE})
+    print(
+        "big model: ORACLE (answers every escalated item with its CLINC150 gold label)\n"
+        f"base: {args.base_per_intent}/intent of train + oos_train = {len(base)} rows; traffic per "
+        f"round: {args.traffic_per_intent}/intent of train (disjoint, unseen) = "
+        f"{len(traffic[0])} items; calibrated on val+oos_val (oos weighted {OOS_SHARE:.0%}) at "
+        f"target {args.target}; measured on test+oos_test ({len(test)} items)",
+        flush=True,
+    )
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="distill_bench_") as tmp:
+        skills_dir = Path(tmp) / "skills"
+        base_csv = Path(tmp) / "base.csv"
+        with base_csv.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(["text", "intent"])
+            writer.writerows(base)
+        t0 = time.perf_counter()
+        report = train_text_classifier(
+            base_csv,
+            name=NAME,
+            text_column="text",
+            label_column="intent",
+            skills_dir=skills_dir,
+            val_fraction=0.05,
+            target_accuracy=args.target,
+        )
+        calibrate(
+            load_version(report["skill"], skills_dir),
+            val_data[0],
+            val_data[1],
+            args.target,
+            label_shares=val_data[2],
+            on_unreachable="escalate_all",
+        )
+        prod = str(report["skill"])
+        rows.append(
+            {
+                "round": 0,
+                "version": prod,
+                "train_rows": report["train_rows"] + report["val_rows"],
+                "traffic": 0,
+                "escalated_to_oracle": 0,
+                **measure(prod, skills_dir, test),
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+        )
+        _print_row(rows[-1], header=True)
+        with ExampleStore(Path(tmp) / "examples.db") as store:
+            for round_no, items in enumerate(traffic, start=1):
+                t0 = time.perf_counter()
+                version = load_version(prod, skills_dir)
+                threshold = stored_threshold(version) or 0.0
+                texts = [t for t, _ in items]
+                _, confidence = predict_labels(version.create(), {"text": texts})
+                unsure = [i for i, c in enumerate(confidence) if c < threshold]
+                store.add(
+                    Example(
+                        skill=prod,
+                        inputs={"text": items[i][0]},
+                        outputs={"intent": items[i][1]},  # the oracle's answer: the gold label
+                        source="llm:oracle",
+                        small_confidence=float(confidence[i]),
+                    )
+                    for i in unsure
+                )
+                result = distill(
+                    NAME,
+                    examples=store,
+                    skills_dir=skills_dir,
+                    base_rows=base,
+                    target_accuracy=args.target,
+                    calibration_data=val_data,
+                    eval_data=([t for t, _ in test], [y for _, y in test]),
+                )
+                promote(NAME, skills_dir=skills_dir)
+                prod = result.canary
+                rows.append(
+                    {
+                        "round": round_no,
+                        "version": prod,
+                        "train_rows": result.data["train_rows"],
+                        "traffic": len(items),
+                        "escalated_to_oracle": len(unsure),
+                        **measure(prod, skills_dir, test),
+                        "seconds": round(time.perf_counter() - t0, 1),
+                    }
+                )
+                _print_row(rows[-1])
+    summary = {
+        "bench": "distill_rounds",
+        "big_model": "ORACLE (CLINC150 gold labels)",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "target_accuracy": args.target,
+        "rounds": rows,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    print(f"total {summary['seconds']} s")
+    if args.json:
+        print(json.dumps(summary))
+
+
+def _print_row(row: dict[str, float | int | str], header: bool = False) -> None:
+    if header:
+        print(
+            f"{'round':>5} {'version':<20} {'train':>6} {'traffic':>7} {'->oracle':>8} "
+            f"{'thresh':>7} {'test esc all':>12} {'esc in-scope':>12} {'sel.acc':>8} "
+            f"{'acc':>7} {'s':>6}"
+        )
+    print(
+        f"{row['round']:>5} {row['version']:<20} {row['train_rows']:>6} {row['traffic']:>7} "
+        f"{row['escalated_to_oracle']:>8} {row['threshold']:>7.4f} "
+        f"{row['escalation_all']:>12.2%} {row['escalation_in_scope']:>12.2%} "
+        f"{row['selective_accuracy']:>8.2%} {row['accuracy']:>7.2%} {row['seconds']:>6}",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

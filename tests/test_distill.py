@@ -1,0 +1,209 @@
+"""Distillation on a small CLINC150 subset: examples -> distill -> canary folder in the registry,
+shadow report with both versions, promote / rollback moving prod, and the errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from orchestrator.distill import (
+    DistillError,
+    distill,
+    distill_command,
+    merge_examples,
+    promote,
+    promote_command,
+    rollback,
+    rollback_command,
+)
+from orchestrator.errors import UnknownSkillError
+from orchestrator.examples import Example, ExampleStore
+from orchestrator.ledger import Ledger
+from orchestrator.registry import Registry
+from orchestrator.training import train_text_classifier
+from skills.data import clinc150
+
+INTENTS = 8
+
+
+def _subset(split: str, per_intent: int, skip: int = 0) -> list[tuple[str, str]]:
+    """The first ``per_intent`` rows (after ``skip``) of the first INTENTS intents of a split."""
+    rows = clinc150(split)
+    intents = sorted({y for _, y in clinc150("train")})[:INTENTS]
+    seen: dict[str, int] = defaultdict(int)
+    out = []
+    for text, label in rows:
+        if label in intents:
+            seen[label] += 1
+            if skip < seen[label] <= skip + per_intent:
+                out.append((text, label))
+    return out
+
+
+def _write(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Prod mini@1.0.0 on 20 rows per intent; 15 more per intent as escalated examples; then one
+    distill run (shared by the tests below, which only read or move aliases)."""
+    root = tmp_path_factory.mktemp("distill")
+    skills = root / "skills"
+    base = _subset("train", 20)
+    base_csv = _write(root / "base.csv", base)
+    train_text_classifier(
+        base_csv, name="mini", skills_dir=skills, target_accuracy=0.9, val_fraction=0.25
+    )
+    store = ExampleStore(root / "examples.db")
+    learned = _subset("train", 15, skip=20)
+    store.add(
+        Example("mini@1.0.0", {"text": t}, {"label": y}, "llm:oracle", 0.3) for t, y in learned
+    )
+    # a human correction of an earlier llm answer wins
+    store.add([Example("mini@1.0.0", {"text": learned[0][0]}, {"label": learned[0][1]}, "human:a")])
+    eval_csv = _write(root / "eval.csv", _subset("test", 10))
+    ledger = Ledger(job_id="j1", graph="g")
+    ledger.skill_items["mini@1.0.0"] = 100
+    ledger.skill_escalated["mini@1.0.0"] = 40
+    report = distill(
+        "mini",
+        examples=store,
+        skills_dir=skills,
+        base_csv=base_csv,
+        eval_csv=eval_csv,
+        target_accuracy=0.9,
+        ledgers=[ledger],
+    )
+    return {
+        "root": root,
+        "skills": skills,
+        "store": store,
+        "report": report,
+        "base_csv": base_csv,
+    }
+
+
+def test_merge_examples_dedupes_and_human_wins() -> None:
+    base = [("Hello there", "greet"), ("bye", "leave"), ("hello   there", "greet")]
+    examples = [
+        Example("s@1", {"text": "BYE"}, {"label": "llm_says"}, "llm:x"),
+        Example("s@1", {"text": "bye"}, {"label": "human_says"}, "human:r"),
+        Example("s@1", {"text": "bye"}, {"label": "llm_later"}, "llm:x"),
+        Example("s@1", {"text": "new one"}, {"label": "a"}, "llm:x"),
+        Example("s@1", {"other": "x"}, {"label": "a"}, "llm:x"),
+    ]
+    rows, counts = merge_examples(base, examples, "text", "label")
+    assert ("hello there" in {t.lower() for t, _ in rows}) or ("Hello there", "greet") in rows
+    assert dict((t.lower(), y) for t, y in rows)["bye"] == "human_says"
+    assert counts["base_rows"] == 1  # "bye" replaced, duplicate "hello there" dropped
+    assert counts["examples_used"] == 2 and counts["examples_unusable"] == 1
+    assert counts["base_rows_replaced"] == 1 and counts["base_duplicates_dropped"] == 1
+    assert counts["train_rows"] == 3
+
+
+def test_distill_registers_canary_and_reports_both(setup: dict[str, Any]) -> None:
+    report = setup["report"]
+    assert report.prod == "mini@1.0.0" and report.canary == "mini@1.1.0"
+    assert Path(report.canary_folder).name == "mini_v1_1_0"
+    assert report.data["examples_used"] == INTENTS * 15
+    assert report.data["human_examples"] == 1
+    assert report.data["train_rows"] == INTENTS * 35
+    keys = [v.key for v in report.shadow]
+    assert keys == ["mini@1.0.0", "mini@1.1.0"]
+    for v in report.shadow:
+        assert v.items == INTENTS * 10
+        assert 0.0 <= v.escalation_rate <= 1.0 and v.accuracy > 0.5
+        assert v.coverage == pytest.approx(1 - v.escalation_rate, abs=1e-3)
+    assert report.shadow[1].accuracy >= report.shadow[0].accuracy - 0.05
+    assert report.ledger["mini@1.0.0"] == {
+        "items": 100,
+        "escalated": 40,
+        "jobs": 1,
+        "escalation_rate": 0.4,
+    }
+    assert report.examples_per_version == {"mini@1.0.0": INTENTS * 15 + 1}
+    text = report.render()
+    assert "mini@1.1.0" in text and "mini@1.0.0" in text and "ledger" in text
+    json.dumps(report.to_dict())
+
+    registry = Registry.from_folder(setup["skills"])
+    assert registry.resolve("mini").version == "1.0.0"
+    assert registry.resolve("mini@canary").version == "1.1.0"
+
+
+def test_promote_and_rollback_move_prod(setup: dict[str, Any]) -> None:
+    skills = setup["skills"]
+    result = promote("mini", skills_dir=skills)
+    assert result["prod"] == "mini@1.1.0" and result["previous"] == "mini@1.0.0"
+    registry = Registry.from_folder(skills)
+    assert registry.resolve("mini").version == "1.1.0"
+    assert registry.aliases("mini") == {"prod": "1.1.0", "previous": "1.0.0"}
+    with pytest.raises(DistillError, match="no canary"):
+        promote("mini", skills_dir=skills)
+
+    result = rollback("mini", skills_dir=skills)
+    assert result == {
+        "skill": "mini",
+        "prod": "mini@1.0.0",
+        "rolled_back": "mini@1.1.0",
+        "folder": result["folder"],
+    }
+    registry = Registry.from_folder(skills)
+    assert registry.resolve("mini").version == "1.0.0"
+    assert registry.aliases("mini") == {"prod": "1.0.0"}
+    with pytest.raises(DistillError, match="nothing to roll back"):
+        rollback("mini", skills_dir=skills)
+
+
+def test_errors(setup: dict[str, Any], tmp_path: Path) -> None:
+    skills = setup["skills"]
+    with pytest.raises(UnknownSkillError, match="minii"):
+        distill("minii", examples=setup["store"], skills_dir=skills)
+    with (
+        ExampleStore(tmp_path / "empty.db") as empty,
+        pytest.raises(DistillError, match="no labelled examples"),
+    ):
+        distill("mini", examples=empty, skills_dir=skills, base_csv=setup["base_csv"])
+    with pytest.raises(DistillError, match="--base-csv"):
+        distill("mini", examples=setup["store"], skills_dir=skills)
+    with pytest.raises(UnknownSkillError):
+        promote("nope", skills_dir=skills)
+    with pytest.raises(UnknownSkillError):
+        rollback("nope", skills_dir=skills)
+
+
+def test_commands(setup: dict[str, Any]) -> None:
+    app = typer.Typer()
+    skills_app = typer.Typer()
+    app.command("distill")(distill_command)
+    app.add_typer(skills_app, name="skills")
+    skills_app.command("promote")(promote_command)
+    skills_app.command("rollback")(rollback_command)
+    runner = CliRunner()
+    skills = str(setup["skills"])
+    out = runner.invoke(app, ["skills", "rollback", "mini", "--skills-dir", skills])
+    assert out.exit_code == 2 and "nothing to roll back" in out.output
+    out = runner.invoke(
+        app,
+        [
+            "distill",
+            "mini",
+            "--skills-dir",
+            skills,
+            "--examples-db",
+            str(setup["root"] / "examples.db"),
+        ],
+    )
+    assert out.exit_code == 2 and "--base-csv" in out.output

@@ -42,8 +42,9 @@ import numpy as np
 
 from orchestrator.calibration import calibrate, predict_labels, stored_threshold
 from orchestrator.distill import distill, promote
+from orchestrator.evaluation import load_version
 from orchestrator.examples import Example, ExampleStore
-from orchestrator.training import load_version, train_text_classifier
+from orchestrator.training import train_text_classifier
 from skills.data import OOS_INTENT, clinc150, clinc150_eval
 
 NAME = "clinc_intent"

@@ -259,7 +259,7 @@ def _register_plugins() -> None:
     """Commands defined next to the concept they serve (importing them loads nothing heavy)."""
     from orchestrator.distill import distill_command, promote_command, rollback_command
     from orchestrator.privacy import redact_command
-    from orchestrator.training import calibrate_command, eval_command, train_app
+    from orchestrator.training_cli import calibrate_command, eval_command, train_app
 
     app.command("redact")(redact_command)
     skills_app.add_typer(train_app, name="train")

@@ -346,13 +346,13 @@ def _pct(value: float | None) -> str:
 
 
 def _versions(skills_dir: Path, name: str) -> dict[str, tuple[Path, SkillManifest]]:
-    from orchestrator.training import existing_versions
+    from orchestrator.skill_folders import existing_versions
 
     return existing_versions(skills_dir, name)
 
 
 def _require_skill(skills_dir: Path, name: str) -> dict[str, tuple[Path, SkillManifest]]:
-    from orchestrator.training import load_version
+    from orchestrator.evaluation import load_version
 
     found = _versions(skills_dir, name)
     if not found:
@@ -364,7 +364,7 @@ def _require_skill(skills_dir: Path, name: str) -> dict[str, tuple[Path, SkillMa
 def _columns(version: SkillVersion) -> tuple[str, str, str, str]:
     """(input field, label field, text CSV column, label CSV column) of a one-text-field skill."""
     from orchestrator.calibration import label_field_of
-    from orchestrator.training import _config
+    from orchestrator.evaluation import skill_config
 
     fields = version.skill_cls.Input.model_fields
     if len(fields) != 1:
@@ -377,7 +377,7 @@ def _columns(version: SkillVersion) -> tuple[str, str, str, str]:
     if annotation is not str:
         raise DistillError(f"skill {version.key}'s input {text_field!r} is not text")
     label_field = label_field_of(version.skill_cls)
-    config = _config(version)
+    config = skill_config(version)
     if config is not None:
         if config.get("kind") != "text-classifier":
             raise DistillError(
@@ -393,7 +393,7 @@ def _columns(version: SkillVersion) -> tuple[str, str, str, str]:
 
 
 def _read_pairs(path: Path | str, text_column: str, label_column: str) -> Pairs:
-    from orchestrator.training import read_csv, require_columns
+    from orchestrator.csv_table import read_csv, require_columns
 
     table = read_csv(path)
     require_columns(table, [text_column, label_column])
@@ -441,10 +441,12 @@ def distill(
     ``target_accuracy`` defaults to prod's calibrated target (else 0.97).
     """
     from orchestrator.calibration import calibrate, stored_calibration
-    from orchestrator.training import _default_skills_dir, load_version, train_text_classifier
+    from orchestrator.evaluation import load_version
+    from orchestrator.skill_folders import resolve_skills_dir
+    from orchestrator.training import train_text_classifier
 
     started = time.perf_counter()
-    root = _default_skills_dir(skills_dir)
+    root = resolve_skills_dir(skills_dir)
     _require_skill(root, name)
     prod = load_version(name, root)  # the prod alias, else the newest version
     text_field, label_field, text_column, label_column = _columns(prod)
@@ -542,7 +544,7 @@ def distill(
         eval_texts, eval_labels = [t for t, _ in pairs], [y for _, y in pairs]
         eval_source = "CLINC150 test + oos_test"
     else:
-        from orchestrator.training import VAL_FILE
+        from orchestrator.csv_table import VAL_FILE
 
         assert canary.artifacts_dir is not None
         pairs = _read_pairs(canary.artifacts_dir / VAL_FILE, text_column, label_column)
@@ -601,17 +603,17 @@ def _with_alias(
 
 
 def _set(folder: Path, manifest: SkillManifest, add: Sequence[str], drop: Sequence[str]) -> None:
-    from orchestrator.training import _set_aliases
+    from orchestrator.skill_folders import set_aliases
 
     aliases = [a for a in manifest.aliases if a not in drop and a not in add]
-    _set_aliases(folder, [*add, *aliases])
+    set_aliases(folder, [*add, *aliases])
 
 
 def promote(name: str, *, skills_dir: Path | str | None = None) -> dict[str, Any]:
     """Move ``prod`` to the canary version; the old prod keeps the alias ``previous``."""
-    from orchestrator.training import _default_skills_dir
+    from orchestrator.skill_folders import resolve_skills_dir
 
-    root = _default_skills_dir(skills_dir)
+    root = resolve_skills_dir(skills_dir)
     versions = _require_skill(root, name)
     canaries = _with_alias(versions, CANARY)
     if not canaries:
@@ -637,9 +639,9 @@ def promote(name: str, *, skills_dir: Path | str | None = None) -> dict[str, Any
 
 def rollback(name: str, *, skills_dir: Path | str | None = None) -> dict[str, Any]:
     """Move ``prod`` back to the version that held it before the last promotion."""
-    from orchestrator.training import _default_skills_dir
+    from orchestrator.skill_folders import resolve_skills_dir
 
-    root = _default_skills_dir(skills_dir)
+    root = resolve_skills_dir(skills_dir)
     versions = _require_skill(root, name)
     previous = _with_alias(versions, PREVIOUS)
     if not previous:
@@ -665,7 +667,7 @@ def rollback(name: str, *, skills_dir: Path | str | None = None) -> dict[str, An
 
 
 def _fail(exc: OrchestratorError) -> typer.Exit:
-    from orchestrator.training import _fail as fail
+    from orchestrator.training_cli import fail_command as fail
 
     return fail(exc)
 

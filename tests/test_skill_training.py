@@ -17,15 +17,10 @@ import yaml
 from typer.testing import CliRunner
 
 from orchestrator.calibration import stored_threshold
+from orchestrator.csv_table import DatasetError
 from orchestrator.registry import Registry
-from orchestrator.training import (
-    DatasetError,
-    calibrate_command,
-    eval_command,
-    train_app,
-    train_tabular_classifier,
-    train_text_classifier,
-)
+from orchestrator.training import train_tabular_classifier, train_text_classifier
+from orchestrator.training_cli import calibrate_command, eval_command, train_app
 from skills.data import bank_marketing, clinc150
 
 INTENTS = 10
@@ -393,9 +388,9 @@ def test_labels_counted_per_label(bad: dict[str, Path], tmp_path: Path) -> None:
 
 
 def test_skills_in_the_builtin_folder_get_package_entrypoints() -> None:
-    from orchestrator.training import _module_for
+    from orchestrator.skill_folders import module_for
 
     builtin = Path(__file__).resolve().parent.parent / "skills"
-    assert _module_for(builtin, "tickets", "{}") == ("skills.tickets.skill", "skill.py")
-    module, filename = _module_for(Path("/nowhere/skills"), "tickets", '{"a": 1}')
+    assert module_for(builtin, "tickets", "{}") == ("skills.tickets.skill", "skill.py")
+    module, filename = module_for(Path("/nowhere/skills"), "tickets", '{"a": 1}')
     assert module.startswith("skill_tickets_") and filename == f"{module}.py"

@@ -21,13 +21,13 @@ else ``$XDG_DATA_HOME/orchestrator`` (``~/.local/share/orchestrator``).
 from __future__ import annotations
 
 import os
-import sqlite3
-import threading
 from dataclasses import astuple, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+from orchestrator.sqlite_file import SQLiteFile
 
 __all__ = ["AuditLog", "AuditRecord", "default_db_path"]
 
@@ -100,23 +100,17 @@ class AuditLog:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else default_db_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(
-                f"CREATE TABLE IF NOT EXISTS llm_audit (id INTEGER PRIMARY KEY, {_COLUMNS})"
-            )
-            self._db.execute("CREATE INDEX IF NOT EXISTS llm_audit_job ON llm_audit (job_id)")
+        self._db = SQLiteFile(
+            self.path,
+            f"CREATE TABLE IF NOT EXISTS llm_audit (id INTEGER PRIMARY KEY, {_COLUMNS});"
+            "CREATE INDEX IF NOT EXISTS llm_audit_job ON llm_audit (job_id);",
+        )
 
     def record(self, record: AuditRecord) -> None:
         """Append one row (committed before returning)."""
         placeholders = ", ".join("?" for _ in _FIELDS)
         sql = f"INSERT INTO llm_audit ({', '.join(_FIELDS)}) VALUES ({placeholders})"
-        with self._lock:
-            self._db.execute(sql, astuple(record))
+        self._db.execute(sql, astuple(record))
 
     def records(self, job_id: str | None = None) -> list[AuditRecord]:
         """Every row in insertion order, or only one job's rows."""
@@ -125,13 +119,11 @@ class AuditLog:
         if job_id is not None:
             sql += " WHERE job_id = ?"
             params = (job_id,)
-        with self._lock:
-            rows = self._db.execute(sql + " ORDER BY id", params).fetchall()
+        rows = self._db.execute(sql + " ORDER BY id", params)
         return [AuditRecord(**dict(zip(_FIELDS, row, strict=True))) for row in rows]
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
     def __enter__(self) -> Self:
         return self

@@ -9,8 +9,6 @@ One SQLite table next to the audit log and the plan cache. Inputs are stored as 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.audit import default_db_path
+from orchestrator.sqlite_file import SQLiteFile
 
 __all__ = ["Example", "ExampleStore"]
 
@@ -53,12 +52,7 @@ class ExampleStore:
 
     def __init__(self, path: Path | str | None = None) -> None:
         self.path = Path(path) if path is not None else default_db_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
-        self._db.commit()
+        self._db = SQLiteFile(self.path, _SCHEMA)
 
     def add(self, examples: Iterable[Example]) -> int:
         """Store examples; returns how many."""
@@ -75,36 +69,29 @@ class ExampleStore:
             )
             for e in examples
         ]
-        with self._lock:
-            self._db.executemany(
-                "INSERT INTO examples (skill, inputs, outputs, source, small_confidence, job_id, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            self._db.commit()
+        self._db.executemany(
+            "INSERT INTO examples (skill, inputs, outputs, source, small_confidence, job_id, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
         return len(rows)
 
     def for_skill(self, name: str) -> list[Example]:
         """Every example learned for any version of skill ``name``, oldest first."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT skill, inputs, outputs, source, small_confidence, job_id FROM examples "
-                "WHERE skill = ? OR skill LIKE ? ORDER BY id",
-                (name, f"{name}@%"),
-            ).fetchall()
+        rows = self._db.execute(
+            "SELECT skill, inputs, outputs, source, small_confidence, job_id FROM examples "
+            "WHERE skill = ? OR skill LIKE ? ORDER BY id",
+            (name, f"{name}@%"),
+        )
         return [Example(r[0], json.loads(r[1]), json.loads(r[2]), r[3], r[4], r[5]) for r in rows]
 
     def counts(self) -> dict[str, int]:
         """Examples per skill version."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT skill, COUNT(*) FROM examples GROUP BY skill"
-            ).fetchall()
+        rows = self._db.execute("SELECT skill, COUNT(*) FROM examples GROUP BY skill")
         return {skill: count for skill, count in rows}
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
     def __enter__(self) -> ExampleStore:
         return self

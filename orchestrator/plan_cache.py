@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
-import threading
 import time
 from pathlib import Path
 
 from orchestrator.audit import default_db_path
 from orchestrator.registry import Registry
 from orchestrator.spec import GraphSpec
+from orchestrator.sqlite_file import SQLiteFile
 
 __all__ = ["PlanCache", "plan_key", "registry_fingerprint"]
 
@@ -53,38 +52,28 @@ class PlanCache:
 
     def __init__(self, path: Path | str | None = None) -> None:
         self.path = Path(path) if path is not None else default_db_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(_SCHEMA)
-        self._db.commit()
+        self._db = SQLiteFile(self.path, _SCHEMA)
 
     def get(self, key: str) -> GraphSpec | None:
         """The cached plan for ``key`` (and count the hit), or None."""
-        with self._lock:
-            row = self._db.execute("SELECT spec_yaml FROM plans WHERE key = ?", (key,)).fetchone()
-            if row is None:
-                return None
-            self._db.execute("UPDATE plans SET hits = hits + 1 WHERE key = ?", (key,))
-            self._db.commit()
+        rows = self._db.execute("SELECT spec_yaml FROM plans WHERE key = ?", (key,))
+        if not rows:
+            return None
+        self._db.execute("UPDATE plans SET hits = hits + 1 WHERE key = ?", (key,))
         import yaml
 
-        return GraphSpec.from_dict(yaml.safe_load(row[0]), source="plan cache")
+        return GraphSpec.from_dict(yaml.safe_load(rows[0][0]), source="plan cache")
 
     def put(self, key: str, task: str, fields: dict[str, str], spec: GraphSpec) -> None:
         """Store a validated plan."""
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO plans (key, task, fields, spec_yaml, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (key, task, json.dumps(fields), spec.to_yaml(), time.time()),
-            )
-            self._db.commit()
+        self._db.execute(
+            "INSERT OR REPLACE INTO plans (key, task, fields, spec_yaml, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (key, task, json.dumps(fields), spec.to_yaml(), time.time()),
+        )
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
     def __enter__(self) -> PlanCache:
         return self

@@ -259,9 +259,11 @@ def _register_plugins() -> None:
     """Commands defined next to the concept they serve (importing them loads nothing heavy)."""
     from orchestrator.distill import distill_command, promote_command, rollback_command
     from orchestrator.privacy import redact_command
+    from orchestrator.serve import serve
     from orchestrator.training_cli import calibrate_command, eval_command, train_app
 
     app.command("redact")(redact_command)
+    app.command("serve")(serve)
     skills_app.add_typer(train_app, name="train")
     skills_app.command("eval")(eval_command)
     skills_app.command("calibrate")(calibrate_command)

@@ -27,7 +27,7 @@ from orchestrator.spec import GraphSpec
 from orchestrator.state import ChunkState, StepStats
 from orchestrator.validation import ResolvedGraph, ResolvedStep, resolve_graph
 
-__all__ = ["CompiledGraph", "RunContext", "compile_graph"]
+__all__ = ["CompiledGraph", "RunContext", "compile_graph", "step_nodes"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,12 @@ def compile_graph(spec: GraphSpec, registry: Registry) -> CompiledGraph:
         if step.id not in has_dependents:
             builder.add_edge(step.id, END)
     return CompiledGraph(resolved=resolved, langgraph=builder.compile(name=spec.name))
+
+
+def step_nodes(graph: CompiledGraph) -> dict[str, Any]:
+    """Each step's node function (the one LangGraph runs), by step id: for the real-time path,
+    which runs one item through the steps in-process without LangGraph's superstep loop."""
+    return {step.id: _step_node(step) for step in graph.resolved.steps}
 
 
 def _step_node(step: ResolvedStep) -> Any:

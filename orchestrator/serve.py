@@ -1,0 +1,174 @@
+"""``orchestrator serve``: the job service's settings and its entry point.
+
+The service runs on embedded defaults with nothing configured: a local Ray cluster on loopback,
+the SQLite store under the data dir, the embedded model for planning. A YAML file (``--config``)
+sets the rest::
+
+    runtime:                    # orchestrator.config.Settings fields (else ORCHESTRATOR_* env)
+      executor: ray
+      chunk_size: 2048
+    graphs_dir: graphs
+    api_keys:                   # python -m orchestrator.auth NAME SCOPE... prints an entry
+      - {name: crm-backend, sha256: 5e88..., scopes: [jobs:read, jobs:write, graphs:invoke]}
+    max_active_jobs: 32
+    warm_graphs: [outbound_call_turn]
+
+With no ``api_keys`` and auth on, the service makes an admin key at start-up and writes it to
+``<data dir>/admin.key`` (mode 0600): it is never printed or logged.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.auth import ApiKey, new_key
+from orchestrator.config import Settings
+from orchestrator.jobs import Limits
+
+__all__ = ["ServiceSettings", "default_graphs_dir", "load_service_settings", "serve"]
+
+
+def default_graphs_dir() -> Path:
+    """``graphs/`` of the checkout, else ``./graphs``."""
+    checkout = Path(__file__).resolve().parent.parent / "graphs"
+    return checkout if checkout.is_dir() else Path("graphs")
+
+
+class ServiceSettings(BaseModel):
+    """Everything the job service needs beyond the runtime's own settings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    runtime: Settings = Field(default_factory=Settings, description="runtime settings")
+    graphs_dir: Path = Field(
+        default_factory=default_graphs_dir, description="where `graph: NAME` jobs find NAME.yaml"
+    )
+    store_url: str | None = Field(
+        default=None, description="sqlite:///PATH; default <data dir>/orchestrator.db"
+    )
+    auth: bool = Field(default=True, description="False: no keys, every caller is admin (dev)")
+    api_keys: list[ApiKey] = Field(default_factory=list, description="keys, stored hashed")
+    max_active_jobs: int = Field(default=32, ge=1, description="jobs waiting or running; then 429")
+    max_active_items: int = Field(
+        default=2_000_000, ge=1, description="items without a result across jobs; then 429"
+    )
+    max_running_jobs: int = Field(default=2, ge=1, description="jobs executing at once")
+    max_items_per_job: int = Field(default=1_000_000, ge=1, description="larger jobs get 413")
+    max_request_bytes: int = Field(
+        default=64 * 2**20, ge=1024, description="largest JSON body (inline items)"
+    )
+    max_upload_bytes: int = Field(
+        default=2 * 2**30, ge=1024, description="largest JSONL upload (spooled to disk)"
+    )
+    max_concurrent_invokes: int = Field(
+        default=512, ge=1, description="real-time turns in progress at once; then 429"
+    )
+    retry_after_s: int = Field(default=2, ge=1, description="Retry-After sent with a 429")
+    warm_graphs: list[str] = Field(
+        default_factory=list, description="graphs whose turn path loads at start-up"
+    )
+    webhook_secret_env: str | None = Field(
+        default=None, description="env var holding the HMAC key that signs webhooks"
+    )
+    webhook_hosts: list[str] | None = Field(
+        default=None, description="hosts webhooks may target (None: any); guards against SSRF"
+    )
+    webhook_timeout_s: float = Field(default=5.0, gt=0, description="per webhook attempt")
+    metrics_public: bool = Field(default=True, description="False: /metrics needs admin")
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            max_active_jobs=self.max_active_jobs,
+            max_active_items=self.max_active_items,
+            max_running_jobs=self.max_running_jobs,
+            max_items_per_job=self.max_items_per_job,
+            retry_after_s=self.retry_after_s,
+        )
+
+    @property
+    def store_location(self) -> str:
+        return self.store_url or str(self.runtime.data_dir / "orchestrator.db")
+
+
+def load_service_settings(
+    path: Path | None = None, *, runtime: dict[str, Any] | None = None, **overrides: Any
+) -> ServiceSettings:
+    """Settings from a YAML file (if any), then ``overrides``; runtime fields also read env."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise typer.BadParameter(f"{path}: the config must be a YAML mapping")
+    runtime_values = {**(data.pop("runtime", None) or {}), **(runtime or {})}
+    values = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+    return ServiceSettings(runtime=Settings(**runtime_values), **values)
+
+
+def ensure_admin_key(settings: ServiceSettings) -> ServiceSettings:
+    """With auth on and no keys configured: a fresh admin key, written to ``admin.key``."""
+    if not settings.auth or settings.api_keys:
+        return settings
+    key, digest = new_key()
+    path = settings.runtime.data_dir / "admin.key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+    typer.echo(f"no api_keys configured: an admin key for this run is in {path}", err=True)
+    admin = ApiKey(name="admin", sha256=digest, scopes=frozenset({"admin"}))
+    return settings.model_copy(update={"api_keys": [admin]})
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="address to bind (loopback by default)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="service YAML (keys, limits, runtime)")
+    ] = None,
+    executor: Annotated[str | None, typer.Option(help="'ray' (default) or 'local'")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="store and plan cache folder")] = None,
+    graphs_dir: Annotated[Path | None, typer.Option(help="folder of NAME.yaml graphs")] = None,
+    no_auth: Annotated[
+        bool, typer.Option("--no-auth", help="accept every request as admin (dev only)")
+    ] = False,
+    access_log: Annotated[bool, typer.Option(help="uvicorn access log (no headers)")] = False,
+) -> None:
+    """Run the HTTP job service (FastAPI on uvicorn): jobs, real-time turns, metrics."""
+    import uvicorn
+
+    from orchestrator.api import create_app
+    from orchestrator.telemetry import configure_logging
+
+    runtime_overrides = {
+        k: v for k, v in {"executor": executor, "data_dir": data_dir}.items() if v is not None
+    }
+    settings = load_service_settings(
+        config,
+        runtime=runtime_overrides,
+        graphs_dir=graphs_dir,
+        auth=False if no_auth else None,
+    )
+    configure_logging(settings.runtime.log_format, settings.runtime.log_level)
+    settings = ensure_admin_key(settings)
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=access_log,
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":  # python -m orchestrator.serve: run the importable module's command
+    from orchestrator import serve as _module
+
+    typer.run(_module.serve)

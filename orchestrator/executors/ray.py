@@ -46,6 +46,9 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
         # import on the workers too. (A remote cluster gets code through runtime_env instead.)
         paths = [p for p in sys.path if p and os.path.isdir(p)]
         ray.init(
+            # "local" always starts our own cluster; a bare init() would attach to any cluster
+            # already running on the machine (and refuse num_cpus there).
+            address="local",
             num_cpus=num_cpus or os.cpu_count() or 1,
             include_dashboard=False,
             log_to_driver=False,

@@ -257,6 +257,8 @@ def skills_build(
 
 def _register_plugins() -> None:
     """Commands defined next to the concept they serve (importing them loads nothing heavy)."""
+    from orchestrator.cluster_status import status_command
+    from orchestrator.deploy import deploy_config_command
     from orchestrator.distill import distill_command, promote_command, rollback_command
     from orchestrator.privacy import redact_command
     from orchestrator.serve import serve
@@ -264,6 +266,10 @@ def _register_plugins() -> None:
 
     app.command("redact")(redact_command)
     app.command("serve")(serve)
+    app.command("status")(status_command)
+    deploy_app = typer.Typer(no_args_is_help=True, help="Deployment files for a Ray cluster.")
+    deploy_app.command("config")(deploy_config_command)
+    app.add_typer(deploy_app, name="deploy")
     skills_app.add_typer(train_app, name="train")
     skills_app.command("eval")(eval_command)
     skills_app.command("calibrate")(calibrate_command)

@@ -33,6 +33,10 @@ GRAPH = ROOT / "graphs" / "outbound_call_turn.yaml"
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 sys.path.insert(0, str(ROOT))
+# Worker processes of a cluster started here inherit this: `skills.*` imports on every node.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in [str(ROOT), os.environ.get("PYTHONPATH", "")] if p
+)
 
 
 def _turns(count: int, step: int = 7) -> list[dict[str, Any]]:
@@ -94,6 +98,7 @@ def two_node() -> dict[str, Any]:
             result = runtime.run(GRAPH, items)
             job_s = time.perf_counter() - job_started
             actors = [a for a in _skill_actors() if a["state"] == "ALIVE"]
+            keys = {h._actor_id.hex(): k for k, h in runtime.executor._actors.items()}
         _check_one_result_per_item(result.results, items)
         actor_nodes = sorted({a["node_id"] for a in actors})
         assert len(actors) == 3, f"expected 3 skill actors, got {actors}"
@@ -101,7 +106,9 @@ def two_node() -> dict[str, Any]:
         return {
             "items": len(result.results),
             "nodes": len(nodes),
-            "actor_nodes": {a["skill"]: a["node_id"][:12] for a in actors},
+            "actor_nodes": {
+                keys.get(a["actor_id"], a["actor_id"]): a["node_id"][:12] for a in actors
+            },
             "job_s": round(job_s, 2),
             "total_s": round(time.perf_counter() - started, 2),
         }
@@ -129,8 +136,14 @@ def chaos(jobs: int = 200, per_job: int = 20, every_s: float = 2.0) -> dict[str,
         rng = random.Random(6)
         deadline = time.monotonic() + 150  # bounded in time and in count
         while not done.wait(every_s) and time.monotonic() < deadline:
-            alive = [a for a in _skill_actors() if a["state"] == "ALIVE" and a["pid"]]
-            alive = [a for a in alive if kills_per_actor.get(a["actor_id"], 0) < _MAX_RESTARTS]
+            # only live actors with restarts left: Ray restarts each one at most _MAX_RESTARTS
+            alive = [
+                a
+                for a in _skill_actors()
+                if a["state"] == "ALIVE"
+                and a["pid"]
+                and max(a["restarts"], kills_per_actor.get(a["actor_id"], 0)) < _MAX_RESTARTS
+            ]
             if not alive:
                 continue
             victim = rng.choice(alive)
@@ -140,13 +153,14 @@ def chaos(jobs: int = 200, per_job: int = 20, every_s: float = 2.0) -> dict[str,
                 kill_errors.append(str(exc))
                 continue
             kills_per_actor[victim["actor_id"]] = kills_per_actor.get(victim["actor_id"], 0) + 1
-            kills.append(victim["skill"])
+            kills.append(keys.get(victim["actor_id"], victim["actor_id"][:12]))
 
     completed = 0
     items_total = 0
     with Runtime(registry=registry, executor=RayExecutor()) as runtime:
         runtime.settings = runtime.settings.model_copy(update={"chunk_size": 10})
         runtime.run(GRAPH, pool[:per_job])  # warm the workers before the killing starts
+        keys = {h._actor_id.hex(): k for k, h in runtime.executor._actors.items()}
         thread = threading.Thread(target=killer, daemon=True)
         thread.start()
         run_started = time.perf_counter()
@@ -162,6 +176,15 @@ def chaos(jobs: int = 200, per_job: int = 20, every_s: float = 2.0) -> dict[str,
             done.set()
             thread.join(timeout=30)
         run_s = time.perf_counter() - run_started
+        # every killed actor came back (Ray restarts it in the background; allow a few seconds)
+        recover_until = time.monotonic() + 30
+        while time.monotonic() < recover_until:
+            states = [a["state"] for a in _skill_actors()]
+            if states.count("ALIVE") == len(keys):
+                break
+            time.sleep(0.25)
+        assert states.count("ALIVE") == len(keys), f"skill actors after the run: {states}"
+        restarts = sum(a["restarts"] for a in _skill_actors())
     # the executor killed its actors on close: every CPU comes back
     settle_started = time.perf_counter()
     free, total = 0.0, -1.0
@@ -181,6 +204,7 @@ def chaos(jobs: int = 200, per_job: int = 20, every_s: float = 2.0) -> dict[str,
         "kills": len(kills),
         "killed": sorted(set(kills)),
         "kill_misses": len(kill_errors),
+        "restarts": restarts,
         "run_s": round(run_s, 2),
         "settle_s": round(time.perf_counter() - settle_started, 2),
         "cpu": [free, total],

@@ -66,6 +66,10 @@ class _SkillWorker:
         self.version = version
         self.skill = version.create()
 
+    def __repr__(self) -> str:
+        # Ray records this as the actor's repr_name: `orchestrator status` shows the skill key
+        return f"_SkillWorker({self.version.key})"
+
     def ready(self) -> str:
         # Set-up runs here rather than in __init__ so its errors come back as plain exceptions.
         self.skill.ensure_setup()
@@ -81,9 +85,16 @@ class RayExecutor(Executor):
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, num_cpus: int | None = None) -> None:
+    def __init__(
+        self,
+        address: str | None = None,
+        num_cpus: int | None = None,
+        scheduling_strategy: str | None = None,
+    ) -> None:
         self.address = address
         self.num_cpus = num_cpus
+        #: where Ray places skill actors: None (Ray's default) or "SPREAD" (across nodes)
+        self.scheduling_strategy = scheduling_strategy
         self._actors: dict[str, Any] = {}
 
     async def start(self, skills: Sequence[SkillVersion]) -> None:
@@ -102,6 +113,7 @@ class RayExecutor(Executor):
                 num_cpus=version.skill_cls.num_cpus,
                 max_restarts=_MAX_RESTARTS,
                 max_task_retries=_MAX_TASK_RETRIES,
+                scheduling_strategy=self.scheduling_strategy or "DEFAULT",
                 name=None,
             ).remote(version)
         for key, actor in new.items():

@@ -157,34 +157,25 @@ def train_text_classifier(
     }
     stage = staging_folder(skills_dir, target.folder.name)
     try:
-        model = _text_onnx(pipeline, name)
-        (stage / ARTIFACTS_DIRNAME / ONNX_FILE).write_bytes(model.SerializeToString())
-        write_val_csv(
-            stage / ARTIFACTS_DIRNAME / VAL_FILE,
-            [text_column, label_column],
-            [[texts[i], labels[i]] for i in val_idx],
+        common = {
+            "name": name,
+            "version": target.version,
+            "val_fraction": val_fraction,
+            "target_accuracy": target_accuracy,
+            "confidence_level": confidence_level,
+        }
+        skill = _stage_skill(
+            stage,
+            _text_onnx(pipeline, name),
+            val=([text_column, label_column], [[texts[i], labels[i]] for i in val_idx]),
+            kind="text-classifier",
+            args={"text_column": text_column, "label_column": label_column},
+            common=common,
+            csv_path=csv_path,
+            skills_dir=skills_dir,
+            target=target,
+            config=config,
         )
-        train_command = train_command_line(
-            "text-classifier",
-            {
-                "name": name,
-                "text_column": text_column,
-                "label_column": label_column,
-                "version": target.version,
-                "val_fraction": val_fraction,
-                "target_accuracy": target_accuracy,
-                "confidence_level": confidence_level,
-            },
-            csv_path,
-            skills_dir,
-        )
-        entrypoint = write_folder(
-            stage, skills_dir=skills_dir, target=target, config=config, train_command=train_command
-        )
-        skill = build_skill_class(config, entrypoint.partition(":")[0], class_name(name))(
-            artifacts_dir=stage / ARTIFACTS_DIRNAME
-        )
-        skill.ensure_setup()
         val_texts = [texts[i] for i in val_idx]
         val_labels = [labels[i] for i in val_idx]
         onnx_labels, onnx_probs = _session_outputs(skill, {field: val_texts})
@@ -223,6 +214,35 @@ def train_text_classifier(
     result["label_counts"] = counts
     result["seconds"] = round(time.perf_counter() - started, 2)
     return result
+
+
+def _stage_skill(
+    stage: Path,
+    onnx_model: Any,
+    *,
+    val: tuple[list[str], list[list[str]]],
+    kind: str,
+    args: dict[str, Any],
+    common: dict[str, Any],
+    csv_path: Path,
+    skills_dir: Path,
+    target: FolderTarget,
+    config: dict[str, Any],
+) -> Any:
+    """Write a trained skill's staging folder (ONNX, validation rows, manifest, module) and return
+    the skill loaded from it, set up: what the agreement check and calibration run on."""
+    (stage / ARTIFACTS_DIRNAME / ONNX_FILE).write_bytes(onnx_model.SerializeToString())
+    write_val_csv(stage / ARTIFACTS_DIRNAME / VAL_FILE, *val)
+    name, rest = common["name"], {k: v for k, v in common.items() if k != "name"}
+    command = train_command_line(kind, {"name": name, **args, **rest}, csv_path, skills_dir)
+    entrypoint = write_folder(
+        stage, skills_dir=skills_dir, target=target, config=config, train_command=command
+    )
+    skill = build_skill_class(config, entrypoint.partition(":")[0], class_name(name))(
+        artifacts_dir=stage / ARTIFACTS_DIRNAME
+    )
+    skill.ensure_setup()
+    return skill
 
 
 def _text_onnx(pipeline: Any, name: str) -> Any:
@@ -465,35 +485,32 @@ def train_tabular_classifier(
     }
     stage = staging_folder(skills_dir, target.folder.name)
     try:
-        onnx_model = _tabular_onnx(pipeline, fields, kinds, name)
-        (stage / ARTIFACTS_DIRNAME / ONNX_FILE).write_bytes(onnx_model.SerializeToString())
-        write_val_csv(
-            stage / ARTIFACTS_DIRNAME / VAL_FILE,
-            [*columns, label_column],
-            [[table.rows[i][c] for c in columns] + [labels[i]] for i in val_idx],
-        )
-        train_command = train_command_line(
-            "tabular-classifier",
-            {
-                "name": name,
+        common = {
+            "name": name,
+            "version": target.version,
+            "val_fraction": val_fraction,
+            "target_accuracy": target_accuracy,
+            "confidence_level": confidence_level,
+        }
+        skill = _stage_skill(
+            stage,
+            _tabular_onnx(pipeline, fields, kinds, name),
+            val=(
+                [*columns, label_column],
+                [[table.rows[i][c] for c in columns] + [labels[i]] for i in val_idx],
+            ),
+            kind="tabular-classifier",
+            args={
                 "label_column": label_column,
                 "feature_columns": ",".join(columns),
                 "model": model,
-                "version": target.version,
-                "val_fraction": val_fraction,
-                "target_accuracy": target_accuracy,
-                "confidence_level": confidence_level,
             },
-            csv_path,
-            skills_dir,
+            common=common,
+            csv_path=csv_path,
+            skills_dir=skills_dir,
+            target=target,
+            config=config,
         )
-        entrypoint = write_folder(
-            stage, skills_dir=skills_dir, target=target, config=config, train_command=train_command
-        )
-        skill = build_skill_class(config, entrypoint.partition(":")[0], class_name(name))(
-            artifacts_dir=stage / ARTIFACTS_DIRNAME
-        )
-        skill.ensure_setup()
         batch = {
             f: [table.rows[i][c] for i in val_idx] for f, c in zip(fields, columns, strict=True)
         }

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     num_cpus: int | None = Field(
         default=None, ge=1, description="CPUs for a local Ray cluster (default: all cores)"
     )
+    actor_max_restarts: int = Field(
+        default=3,
+        ge=-1,
+        description="restarts of a dead skill actor before its calls fail (-1: no limit)",
+    )
     skills_dir: Path = Field(
         default_factory=default_skills_dir, description="folder of skills/<name>/ with manifests"
     )

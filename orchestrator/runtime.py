@@ -74,6 +74,7 @@ class Runtime:
                 executor or self.settings.executor,
                 address=self.settings.ray_address,
                 num_cpus=self.settings.num_cpus,
+                max_restarts=self.settings.actor_max_restarts,
             )
         self.executor = executor
         self._planner = planner

@@ -121,7 +121,7 @@ def chaos(jobs: int = 200, per_job: int = 20, every_s: float = 2.0) -> dict[str,
     import ray
 
     from orchestrator import RayExecutor, Registry, Runtime
-    from orchestrator.executors.ray import _MAX_RESTARTS, connect
+    from orchestrator.executors.ray import DEFAULT_MAX_RESTARTS, connect
 
     started = time.perf_counter()
     connect(num_cpus=2)
@@ -136,13 +136,13 @@ def chaos(jobs: int = 200, per_job: int = 20, every_s: float = 2.0) -> dict[str,
         rng = random.Random(6)
         deadline = time.monotonic() + 150  # bounded in time and in count
         while not done.wait(every_s) and time.monotonic() < deadline:
-            # only live actors with restarts left: Ray restarts each one at most _MAX_RESTARTS
+            # only live actors with restarts left: Ray restarts each one at most DEFAULT_MAX_RESTARTS
             alive = [
                 a
                 for a in _skill_actors()
                 if a["state"] == "ALIVE"
                 and a["pid"]
-                and max(a["restarts"], kills_per_actor.get(a["actor_id"], 0)) < _MAX_RESTARTS
+                and max(a["restarts"], kills_per_actor.get(a["actor_id"], 0)) < DEFAULT_MAX_RESTARTS
             ]
             if not alive:
                 continue

@@ -25,3 +25,15 @@ def test_ray_processes_listen_on_loopback_only(ray_cluster):
     for line in ours:
         local = line.split()[3]
         assert "127.0.0.1" in local, f"Ray listens beyond loopback: {line}"
+
+
+def test_actor_restarts_are_configurable_and_checked():
+    from orchestrator import ConfigError, RayExecutor, Settings
+    from orchestrator.executors import make_executor
+
+    assert RayExecutor().max_restarts == 3
+    assert make_executor("ray", max_restarts=-1).max_restarts == -1  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="max_restarts"):
+        RayExecutor(max_restarts=-2)
+    with pytest.raises(ValueError, match="actor_max_restarts"):
+        Settings(actor_max_restarts=-2)

@@ -11,11 +11,17 @@ __all__ = ["Executor", "LocalExecutor", "RayExecutor", "make_executor"]
 
 
 def make_executor(
-    name: str, *, address: str | None = None, num_cpus: int | None = None
+    name: str,
+    *,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    max_restarts: int | None = None,
 ) -> Executor:
     """The executor called ``name`` (``ray`` or ``local``)."""
     if name == "ray":
-        return RayExecutor(address=address, num_cpus=num_cpus)
+        if max_restarts is None:
+            return RayExecutor(address=address, num_cpus=num_cpus)
+        return RayExecutor(address=address, num_cpus=num_cpus, max_restarts=max_restarts)
     if name == "local":
         return LocalExecutor()
     raise ConfigError(f"unknown executor {name!r}; use 'ray' or 'local'")

@@ -13,15 +13,16 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from orchestrator.errors import ExecutorError, OrchestratorError, SkillRunError
+from orchestrator.errors import ConfigError, ExecutorError, OrchestratorError, SkillRunError
 from orchestrator.executors.base import Executor
 from orchestrator.registry import SkillVersion
 from orchestrator.skill import Batch, Predictions
 
 __all__ = ["RayExecutor", "connect"]
 
-#: Restarts of a dead skill actor, and retries of a call that was in flight when it died.
-_MAX_RESTARTS = 3
+#: Default restarts of a dead skill actor (-1: unlimited), and retries of a call in flight when
+#: it died. Predictions are pure functions of their batch, so a retried call is safe.
+DEFAULT_MAX_RESTARTS = 3
 _MAX_TASK_RETRIES = 3
 
 
@@ -90,7 +91,11 @@ class RayExecutor(Executor):
         address: str | None = None,
         num_cpus: int | None = None,
         scheduling_strategy: str | None = None,
+        max_restarts: int = DEFAULT_MAX_RESTARTS,
     ) -> None:
+        if max_restarts < -1:
+            raise ConfigError(f"max_restarts must be -1 (unlimited) or >= 0, got {max_restarts}")
+        self.max_restarts = max_restarts
         self.address = address
         self.num_cpus = num_cpus
         #: where Ray places skill actors: None (Ray's default) or "SPREAD" (across nodes)
@@ -111,7 +116,7 @@ class RayExecutor(Executor):
                 continue
             new[version.key] = actor_cls.options(
                 num_cpus=version.skill_cls.num_cpus,
-                max_restarts=_MAX_RESTARTS,
+                max_restarts=self.max_restarts,
                 max_task_retries=_MAX_TASK_RETRIES,
                 scheduling_strategy=self.scheduling_strategy or "DEFAULT",
                 name=None,

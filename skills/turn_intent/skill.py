@@ -69,6 +69,9 @@ class TurnIntent(OnnxClassifierSkill):
     Output: ClassVar[type[BaseModel]] = Intent
     label_field: ClassVar[str] = "intent"
     relative_cost: ClassVar[float] = 2.0
+    #: ONNX Runtime keeps buffers sized for the largest batch it has seen (~0.3 MB per item here):
+    #: 1,024 bounds a worker near 470 MB while keeping batches large enough to amortise calls.
+    max_batch: ClassVar[int | None] = 1024
 
     @classmethod
     def output_labels(cls) -> dict[str, list[str]]:

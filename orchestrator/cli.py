@@ -260,7 +260,7 @@ def _register_plugins() -> None:
     from orchestrator.cluster_status import status_command
     from orchestrator.deploy import deploy_config_command
     from orchestrator.distill import distill_command, promote_command, rollback_command
-    from orchestrator.privacy import redact_command
+    from orchestrator.privacy_cli import redact_command
     from orchestrator.serve import serve
     from orchestrator.training_cli import calibrate_command, eval_command, train_app
 

@@ -31,24 +31,20 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, get_args, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, overload
 from urllib.parse import urlsplit
 
-import typer
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import (
     ConfigError,
     LLMUnavailable,
-    OrchestratorError,
     PrivacyViolation,
-    SetupError,
 )
 from orchestrator.pii import KnownValues, PIIGuard, Redacted, default_guard
 from orchestrator.telemetry import get_logger
@@ -65,7 +61,6 @@ __all__ = [
     "Redacted",
     "guarded_complete",
     "is_local",
-    "redact_command",
     "redact_file",
     "redact_messages",
     "restore_completion",
@@ -349,30 +344,3 @@ def _parse_line(raw: str, field: str) -> tuple[dict[str, Any] | None, dict[str, 
     if not isinstance(record.get(field), str):
         return None, {"code": "missing_field", "message": f"no string field {field!r}"}
     return record, {}
-
-
-def redact_command(
-    input_path: Annotated[
-        Path, typer.Option("--input", "-i", help="JSONL: one object per line", show_default=False)
-    ],
-    output: Annotated[
-        Path, typer.Option("--output", "-o", help="JSONL written: the lines, field redacted")
-    ],
-    field: Annotated[str, typer.Option(help="the text field to redact")] = "text",
-    known: Annotated[
-        str | None,
-        typer.Option(
-            help="fields holding values known about the customer, e.g. name,phone,email,address "
-            "(or FIELD=KIND, KIND one of name/phone/email/address/other)"
-        ),
-    ] = None,
-) -> None:
-    """Redact PII from each line's --field (placeholders like <PERSON_1>); prints a JSON summary."""
-    try:
-        summary = redact_file(input_path, output, field, [known] if known else [])
-    except OrchestratorError as exc:
-        typer.echo(f"error ({exc.code}): {exc}", err=True)
-        raise typer.Exit(2 if isinstance(exc, SetupError) else 1) from None
-    sys.stdout.write(json.dumps(summary) + "\n")
-    if summary["lines"] and not summary["redacted"]:
-        raise typer.Exit(1)

@@ -157,20 +157,13 @@ def train_text_classifier(
     }
     stage = staging_folder(skills_dir, target.folder.name)
     try:
-        common = {
-            "name": name,
-            "version": target.version,
-            "val_fraction": val_fraction,
-            "target_accuracy": target_accuracy,
-            "confidence_level": confidence_level,
-        }
         skill = _stage_skill(
             stage,
             _text_onnx(pipeline, name),
             val=([text_column, label_column], [[texts[i], labels[i]] for i in val_idx]),
             kind="text-classifier",
             args={"text_column": text_column, "label_column": label_column},
-            common=common,
+            options=(val_fraction, target_accuracy, confidence_level),
             csv_path=csv_path,
             skills_dir=skills_dir,
             target=target,
@@ -223,18 +216,34 @@ def _stage_skill(
     val: tuple[list[str], list[list[str]]],
     kind: str,
     args: dict[str, Any],
-    common: dict[str, Any],
+    options: tuple[float, float, float | None],
     csv_path: Path,
     skills_dir: Path,
     target: FolderTarget,
     config: dict[str, Any],
 ) -> Any:
     """Write a trained skill's staging folder (ONNX, validation rows, manifest, module) and return
-    the skill loaded from it, set up: what the agreement check and calibration run on."""
+    the skill loaded from it, set up: what the agreement check and calibration run on.
+
+    ``options`` are the run's (val_fraction, target_accuracy, confidence_level), recorded in the
+    manifest's ``train`` command so ``skills build`` can repeat it."""
     (stage / ARTIFACTS_DIRNAME / ONNX_FILE).write_bytes(onnx_model.SerializeToString())
     write_val_csv(stage / ARTIFACTS_DIRNAME / VAL_FILE, *val)
-    name, rest = common["name"], {k: v for k, v in common.items() if k != "name"}
-    command = train_command_line(kind, {"name": name, **args, **rest}, csv_path, skills_dir)
+    val_fraction, target_accuracy, confidence_level = options
+    name = config["name"]
+    command = train_command_line(
+        kind,
+        {
+            "name": name,
+            **args,
+            "version": target.version,
+            "val_fraction": val_fraction,
+            "target_accuracy": target_accuracy,
+            "confidence_level": confidence_level,
+        },
+        csv_path,
+        skills_dir,
+    )
     entrypoint = write_folder(
         stage, skills_dir=skills_dir, target=target, config=config, train_command=command
     )
@@ -485,13 +494,6 @@ def train_tabular_classifier(
     }
     stage = staging_folder(skills_dir, target.folder.name)
     try:
-        common = {
-            "name": name,
-            "version": target.version,
-            "val_fraction": val_fraction,
-            "target_accuracy": target_accuracy,
-            "confidence_level": confidence_level,
-        }
         skill = _stage_skill(
             stage,
             _tabular_onnx(pipeline, fields, kinds, name),
@@ -505,7 +507,7 @@ def train_tabular_classifier(
                 "feature_columns": ",".join(columns),
                 "model": model,
             },
-            common=common,
+            options=(val_fraction, target_accuracy, confidence_level),
             csv_path=csv_path,
             skills_dir=skills_dir,
             target=target,

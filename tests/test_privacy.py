@@ -26,7 +26,6 @@ from orchestrator.privacy import (
     PrivacyViolation,
     guarded_complete,
     is_local,
-    redact_command,
     redact_file,
     redact_messages,
     safe_repr,
@@ -466,6 +465,8 @@ def test_redact_file(tmp_path: Path) -> None:
 
 
 def test_redact_command_registered_with_typer(tmp_path: Path) -> None:
+    from orchestrator.privacy_cli import redact_command
+
     app = typer.Typer()
     app.command("redact")(redact_command)
     app.command("noop")(lambda: None)  # two commands: `redact` stays a subcommand

@@ -9,14 +9,14 @@ STAMP := $(VENV)/.installed
 # Local Ray stays on loopback and without token auth files (see docs/ARCHITECTURE.md).
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 
-.PHONY: demo test lint typecheck unit skills bench clean
+.PHONY: demo test lint typecheck unit skills bench bench-all clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev,embedded]"
+	$(BIN)/pip install --quiet -e ".[dev,embedded,postgres]"
 	touch $(STAMP)
 
 skills: $(STAMP)
@@ -42,6 +42,11 @@ test: lint typecheck unit
 
 bench: skills
 	$(BIN)/python bench/turn_graph.py
+
+# Every performance comparison side by side in one run (~10-15 min): writes BENCHMARKS.md and
+# bench/benchmarks.json.
+bench-all: skills
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf .demo .pytest_cache .ruff_cache .mypy_cache skills/*/artifacts

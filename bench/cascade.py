@@ -15,6 +15,8 @@ import argparse
 import json
 import os
 import platform
+from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -27,6 +29,9 @@ from orchestrator.telemetry import configure_logging
 from orchestrator.testing import StubLLMServer
 from skills.data import OOS_INTENT, clinc150_eval
 
+# Found from this file, so the module imports from any working directory (bench/run_all.py).
+TURN_GRAPH = Path(__file__).resolve().parent.parent / "graphs" / "outbound_call_turn.yaml"
+
 
 def calibrated_threshold(registry: Registry) -> float | None:
     from orchestrator.calibration import stored_threshold
@@ -34,13 +39,20 @@ def calibrated_threshold(registry: Registry) -> float | None:
     return stored_threshold(registry.resolve("turn_intent"))
 
 
-def turn_graph(threshold: float, items_per_call: int) -> GraphSpec:
-    """graphs/outbound_call_turn.yaml with the intent step's threshold set, answered_by exposed."""
-    with open("graphs/outbound_call_turn.yaml", encoding="utf-8") as fh:
+def turn_graph(threshold: float, items_per_call: int, **escalation: Any) -> GraphSpec:
+    """graphs/outbound_call_turn.yaml with the intent step's threshold set, answered_by exposed.
+
+    ``escalation`` adds other keys of the intent step's policy (``max_concurrency``, ...).
+    """
+    with TURN_GRAPH.open(encoding="utf-8") as fh:
         data = yaml.safe_load(fh)
     for step in data["steps"]:
         if step["id"] == "intent":
-            step["escalation"] = {"threshold": threshold, "items_per_call": items_per_call}
+            step["escalation"] = {
+                "threshold": threshold,
+                "items_per_call": items_per_call,
+                **escalation,
+            }
     data["outputs"]["answered_by"] = "intent.answered_by"
     return GraphSpec.from_dict(data)
 
@@ -58,7 +70,7 @@ def main() -> None:
 
     def oracle(request: dict) -> dict:
         items = json.loads(request["messages"][-1]["content"].split("Items:\n", 1)[1])
-        return {"answers": [{"index": i["index"], "intent": gold[i["text"]]} for i in items]}
+        return {"answers": {str(i["index"]): {"intent": gold[i["text"]]} for i in items}}
 
     spec = turn_graph(threshold, args.items_per_call)
     items = [{"id": n, "utterance": t, "label": lab} for n, (t, lab) in enumerate(turns)]

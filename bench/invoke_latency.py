@@ -201,18 +201,60 @@ def start_service(data_dir: Path, port: int) -> tuple[subprocess.Popen, str]:
     raise SystemExit("the service did not start")
 
 
-async def run(args: argparse.Namespace, port: int, key: str) -> list[dict]:
-    path = f"/v1/graphs/{args.graph}/invoke"
-    conns = [Connection("127.0.0.1", port, key) for _ in range(args.clients)]
+async def run(
+    port: int,
+    key: str,
+    *,
+    graph: str,
+    clients: int,
+    requests: int,
+    rates: list[float],
+    limit_s: float,
+) -> list[dict]:
+    """Warm-up, then the closed loop and one open loop per rate, on ``clients`` connections."""
+    path = f"/v1/graphs/{graph}/invoke"
+    conns = [Connection("127.0.0.1", port, key) for _ in range(clients)]
     await asyncio.gather(*(c.open() for c in conns))
     try:
-        await closed_loop(conns, path, min(500, args.requests), args.limit_s)  # warm-up
-        results = [await closed_loop(conns, path, args.requests, args.limit_s)]
-        for rate in args.rate:
-            results.append(await open_loop(conns, path, args.requests, rate, args.limit_s))
+        await closed_loop(conns, path, min(500, requests), limit_s)  # warm-up
+        results = [await closed_loop(conns, path, requests, limit_s)]
+        for rate in rates:
+            results.append(await open_loop(conns, path, requests, rate, limit_s))
     finally:
         await asyncio.gather(*(c.close() for c in conns))
     return results
+
+
+def measure(
+    *,
+    clients: int,
+    requests: int,
+    rates: list[float],
+    limit_s: float,
+    graph: str = "outbound_call_turn",
+) -> list[dict]:
+    """Start the service, run every phase against it, stop it: one summary per phase."""
+    with tempfile.TemporaryDirectory() as tmp:
+        port = _free_port()
+        process, key = start_service(Path(tmp), port)
+        try:
+            return asyncio.run(
+                run(
+                    port,
+                    key,
+                    graph=graph,
+                    clients=clients,
+                    requests=requests,
+                    rates=rates,
+                    limit_s=limit_s,
+                )
+            )
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
 
 
 def main() -> None:
@@ -223,17 +265,13 @@ def main() -> None:
     parser.add_argument("--limit-s", type=float, default=60.0, help="time bound per phase")
     parser.add_argument("--graph", default="outbound_call_turn")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        port = _free_port()
-        process, key = start_service(Path(tmp), port)
-        try:
-            results = asyncio.run(run(args, port, key))
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+    results = measure(
+        clients=args.clients,
+        requests=args.requests,
+        rates=args.rate,
+        limit_s=args.limit_s,
+        graph=args.graph,
+    )
     for row in results:
         print(json.dumps(row))
 

@@ -19,6 +19,7 @@ import platform
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("ORCHESTRATOR_LOG_LEVEL", "WARNING")
 
@@ -26,6 +27,7 @@ from orchestrator import LocalExecutor, Registry, Runtime
 from orchestrator.audit import AuditLog
 from orchestrator.config import Settings
 from orchestrator.embedded import default_gateway
+from orchestrator.llm import LLMGateway
 from orchestrator.plan_cache import PlanCache
 from orchestrator.planner import Planner
 from orchestrator.telemetry import configure_logging
@@ -46,6 +48,41 @@ def run_jobs(runtime: Runtime, jobs: int) -> tuple[int, int, float]:
     return calls, tokens, time.perf_counter() - started
 
 
+def measure(
+    registry: Registry, gateway: LLMGateway, jobs: int, uncached_sample: int, folder: Path
+) -> dict[str, Any]:
+    """Planner calls and tokens for ``jobs`` jobs with the plan cache (all run) and without it
+    (``uncached_sample`` jobs run, scaled to ``jobs``). The plan cache lives in ``folder``."""
+    cache = PlanCache(folder / "plans.db")
+    cached = Planner(gateway, registry, cache=cache)
+    try:
+        with Runtime(registry=registry, executor=LocalExecutor(), planner=cached) as runtime:
+            c_calls, c_tokens, c_wall = run_jobs(runtime, jobs)
+    finally:
+        cache.close()
+    uncached = Planner(gateway, registry, cache=None)
+    with Runtime(registry=registry, executor=LocalExecutor(), planner=uncached) as runtime:
+        u_calls, u_tokens, u_wall = run_jobs(runtime, uncached_sample)
+    provider = gateway.providers[0]
+    per_job_calls = u_calls / uncached_sample
+    per_plan_tokens = u_tokens / uncached_sample
+    return {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "provider": f"{provider.name} ({provider.model})",
+        "jobs": jobs,
+        "with_cache": {"llm_calls": c_calls, "tokens": c_tokens, "wall_s": round(c_wall, 2)},
+        "without_cache": {
+            "llm_calls": round(per_job_calls * jobs),
+            "tokens": round(per_plan_tokens * jobs),
+            "measured_jobs": uncached_sample,
+            "wall_s_per_job": round(u_wall / uncached_sample, 2),
+            "wall_s": round(u_wall / uncached_sample * jobs, 1),
+        },
+        "calls_per_plan": per_job_calls,
+        "tokens_per_plan": round(per_plan_tokens),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=1000)
@@ -56,33 +93,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         audit = AuditLog(Path(tmp) / "audit.db")
         gateway = default_gateway(stack=stack, audit=audit)
-        cached = Planner(gateway, registry, cache=PlanCache(Path(tmp) / "plans.db"))
-        with Runtime(registry=registry, executor=LocalExecutor(), planner=cached) as runtime:
-            c_calls, c_tokens, c_wall = run_jobs(runtime, args.jobs)
-        uncached = Planner(gateway, registry, cache=None)
-        with Runtime(registry=registry, executor=LocalExecutor(), planner=uncached) as runtime:
-            u_calls, u_tokens, u_wall = run_jobs(runtime, args.uncached_sample)
-        provider = gateway.providers[0]
-    per_job_calls = u_calls / args.uncached_sample
-    per_plan_tokens = u_tokens / args.uncached_sample
-    result = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "provider": f"{provider.name} ({provider.model})",
-        "jobs": args.jobs,
-        "with_cache": {"llm_calls": c_calls, "tokens": c_tokens, "wall_s": round(c_wall, 2)},
-        "without_cache": {
-            "llm_calls": round(per_job_calls * args.jobs),
-            "tokens": round(per_plan_tokens * args.jobs),
-            "measured_jobs": args.uncached_sample,
-            "wall_s_per_job": round(u_wall / args.uncached_sample, 2),
-        },
-        "calls_per_plan": per_job_calls,
-        "tokens_per_plan": round(per_plan_tokens),
-    }
+        result = measure(registry, gateway, args.jobs, args.uncached_sample, Path(tmp))
     print(
-        f"planner calls per {args.jobs} jobs: {c_calls} with the cache, "
+        f"planner calls per {args.jobs} jobs: {result['with_cache']['llm_calls']} with the cache, "
         f"{result['without_cache']['llm_calls']} without "
-        f"({per_job_calls:.1f} calls and {per_plan_tokens:.0f} tokens per plan, {provider.name})"
+        f"({result['calls_per_plan']:.1f} calls and {result['tokens_per_plan']:.0f} tokens per "
+        f"plan, {result['provider'].split()[0]})"
     )
     print(json.dumps(result))
 

@@ -1,15 +1,19 @@
 """Aggregate: turn one chunk's final graph state into per-item results and fold it into the ledger.
 
 Pure functions over the state the reducers built; the executor never assembles results itself.
+This is also the one place a chunk's all-big-model baseline is counted into the ledger
+(:func:`orchestrator.baseline.count_chunk`).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
+from orchestrator.baseline import count_chunk
 from orchestrator.intake import Chunk
 from orchestrator.ledger import Ledger
-from orchestrator.result import ItemError, ItemResult
+from orchestrator.result import HeldForReview, ItemError, ItemResult
 from orchestrator.spec import Evaluation
 from orchestrator.validation import ResolvedGraph
 
@@ -50,7 +54,7 @@ def collect_chunk(
     graph: ResolvedGraph, chunk: Chunk, state: dict[str, Any], ledger: Ledger, score: Scorecard
 ) -> list[ItemResult]:
     """Per-item results of one chunk, in input order, and the ledger updated."""
-    columns, errors = state["columns"], state.get("errors") or {}
+    columns, errors, held = state["columns"], state.get("errors") or {}, state.get("held") or {}
     outputs = [(name, binding.key) for name, binding in graph.spec.outputs.items()]
     escalate_keys = [f"{s.id}.escalate" for s in graph.steps if s.threshold > 0]
     degraded_keys = [f"{s.id}.degraded" for s in graph.steps if s.threshold > 0]
@@ -66,10 +70,15 @@ def collect_chunk(
             values = {name: columns[key][row] for name, key in outputs}
             escalate = any(columns[key][row] for key in escalate_keys)
             degraded = any(columns[key][row] for key in degraded_keys)
-            result = ItemResult(item_id, outputs=values, escalate=escalate, degraded=degraded)
+            review = HeldForReview(held[row]) if row in held else None
+            result = ItemResult(
+                item_id, outputs=values, escalate=escalate, degraded=degraded, review=review
+            )
         results.append(result)
         score.add(result, chunk.labels[position])
     _count(ledger, results)
+    _count_answered(graph, chunk, columns, results, ledger)
+    count_chunk(graph, columns, len(chunk.rows), ledger)
     ledger.add_steps(state.get("stats") or [])
     ledger.chunks += 1
     return results
@@ -93,3 +102,39 @@ def _count(ledger: Ledger, results: list[ItemResult]) -> None:
     ledger.failed += len(results) - ok
     ledger.escalated += sum(1 for r in results if r.escalate)
     ledger.degraded += sum(1 for r in results if r.degraded)
+    ledger.held_for_review += sum(1 for r in results if r.review is not None)
+
+
+def _count_answered(
+    graph: ResolvedGraph,
+    chunk: Chunk,
+    columns: dict[str, Any],
+    results: list[ItemResult],
+    ledger: Ledger,
+) -> None:
+    """Where each answered item's final answer came from (``ledger.answered``)."""
+    steps = [
+        (f"{s.id}.escalate", f"{s.id}.answered_by", s.skill.key)
+        for s in graph.steps
+        if s.threshold > 0
+    ]
+    sources: Counter[str] = Counter()
+    for row, position in enumerate(chunk.rows):
+        result = results[position]
+        if not result.ok:
+            continue
+        if result.review is not None:
+            sources["review"] += 1
+        elif not result.escalate:
+            sources["small_model"] += 1
+        elif result.degraded:
+            sources["degraded"] += 1
+        else:
+            who = [(columns[by][row], key) for esc, by, key in steps if columns[esc][row]]
+            if any(str(w).startswith("llm:") for w, _ in who):
+                sources["big_model"] += 1
+            elif any(w != key for w, key in who):
+                sources["chain"] += 1
+            else:
+                sources["flagged"] += 1
+    ledger.answered.update(sources)

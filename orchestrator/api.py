@@ -42,6 +42,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from orchestrator.auth import KeyRing, Principal
+from orchestrator.dashboard import dashboard_router
 from orchestrator.jobs import GraphNotFound, JobManager, inline_items, job_view, jsonl_items
 from orchestrator.metrics import CONTENT_TYPE, ServiceMetrics
 from orchestrator.middleware import MetricsMiddleware, TurnFastPath
@@ -65,8 +66,10 @@ from orchestrator.problems import (
     install_error_handlers,
     problem_responses,
 )
+from orchestrator.review_api import review_router
 from orchestrator.runtime import Runtime
 from orchestrator.serve import ServiceSettings
+from orchestrator.skills_api import skills_router
 from orchestrator.store import JobRecord, open_store
 from orchestrator.telemetry import get_logger
 from orchestrator.turns import TurnRunner
@@ -105,8 +108,9 @@ class Service:
 
     async def start(self) -> None:
         self.runtime.registry  # noqa: B018  (load the skills folder once, before threads race)
+        self.runtime.reviews  # noqa: B018  (and the review desk, shared by the job runner)
         executor = self.runtime.executor
-        if executor.name == "ray":  # Ray starts in the main thread (its signal handlers need it)
+        if executor.name in ("ray", "serve"):  # Ray starts in the main thread (signal handlers)
             from orchestrator.executors.ray import connect
 
             try:
@@ -120,6 +124,13 @@ class Service:
         # out of the collector's sight, so a full collection never stalls a turn for ~100 ms.
         gc.collect()
         gc.freeze()
+
+    async def reload_skills(self) -> None:
+        """Aliases moved in the skills folder: new jobs and turns use the new versions; running
+        jobs finish on theirs."""
+        await run_in_threadpool(self.runtime.reload_registry)
+        self.jobs.forget_graphs()
+        self.turns.forget_graphs()
 
     async def stop(self) -> None:
         await run_in_threadpool(self.jobs.stop)
@@ -157,14 +168,41 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
         version="1",
         summary="Jobs of small-model skills: submit, follow, fetch results; real-time turns.",
         lifespan=lifespan,
+        dependencies=[Depends(_known_query)],
     )
     app.state.service = service
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)
     app.add_middleware(TurnFastPath, service=service)  # outermost: turns skip the stack
     _routes(app, service)
+    app.include_router(dashboard_router(_require))  # /ui and the JSON it polls
+    app.include_router(review_router(_require))  # the review queue
+    app.include_router(skills_router(_require))  # promote / rollback
     _openapi_extras(app, settings)
     return app
+
+
+async def _known_query(request: Request) -> None:
+    """400 for a query parameter the route does not take: a typo (``?limt=5``) must not be
+    silently ignored."""
+    route = request.scope.get("route")
+    if not request.query_params or route is None or not hasattr(route, "dependant"):
+        return
+    known: set[str] = set()
+    pending = [route.dependant]
+    while pending:  # the route's own parameters and its dependencies'
+        dependant = pending.pop()
+        known.update(p.alias for p in dependant.query_params)
+        pending.extend(dependant.dependencies)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        takes = ", ".join(sorted(known)) or "none"
+        raise ApiError(
+            400,
+            "unknown_parameter",
+            f"unknown query parameter(s) {', '.join(map(repr, unknown))}; this endpoint takes: "
+            f"{takes}",
+        )
 
 
 _bearer = HTTPBearer(auto_error=False, description="an API key: Authorization: Bearer ork_...")
@@ -450,7 +488,7 @@ def _routes(app: FastAPI, service: Service) -> None:
 
 
 def _ray_check(runtime: Runtime) -> str:
-    if runtime.executor.name != "ray":
+    if runtime.executor.name not in ("ray", "serve"):
         return "not used"
     try:
         import ray

@@ -9,7 +9,8 @@ and it lets the lookup be one dictionary probe per request. Make a key with::
 which prints the key (give it to the client, once) and the config entry holding its hash.
 
 Scopes: ``jobs:read`` (status, results, events), ``jobs:write`` (submit, cancel),
-``graphs:invoke`` (real-time turns), ``skills:read`` (list skills), ``admin`` (everything).
+``graphs:invoke`` (real-time turns), ``skills:read`` (list skills), ``reviews`` (the review
+queue: list and answer), ``admin`` (everything).
 No key gives 401, a key without the scope 403. Keys never reach a log line: the service logs
 the key's *name*, never the header.
 """
@@ -26,8 +27,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["SCOPES", "ApiKey", "KeyRing", "Principal", "Scope", "hash_key", "new_key"]
 
-Scope = Literal["jobs:read", "jobs:write", "graphs:invoke", "skills:read", "admin"]
-SCOPES: tuple[Scope, ...] = ("jobs:read", "jobs:write", "graphs:invoke", "skills:read", "admin")
+Scope = Literal["jobs:read", "jobs:write", "graphs:invoke", "skills:read", "reviews", "admin"]
+SCOPES: tuple[Scope, ...] = (
+    "jobs:read",
+    "jobs:write",
+    "graphs:invoke",
+    "skills:read",
+    "reviews",
+    "admin",
+)
 _PREFIX = "ork_"
 
 

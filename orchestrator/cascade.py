@@ -36,7 +36,7 @@ from orchestrator.skill import Batch, Predictions
 from orchestrator.telemetry import get_logger
 from orchestrator.validation import ResolvedStep
 
-__all__ = ["CascadeOutcome", "Escalator", "run_cascade"]
+__all__ = ["CascadeOutcome", "Escalator", "escalation_messages", "run_cascade"]
 
 log = get_logger(__name__)
 
@@ -87,7 +87,7 @@ class Escalator:
         )
 
     async def answer(
-        self, step: ResolvedStep, batch: Batch, rows: list[int]
+        self, step: ResolvedStep, batch: Batch, rows: list[int], known: Sequence[Any] | None = None
     ) -> tuple[dict[int, dict[str, Any]], str]:
         """Big-model answers for ``rows`` of ``batch`` (row -> output values) and who gave them.
 
@@ -104,7 +104,7 @@ class Escalator:
             async with gate:
                 try:
                     return await asyncio.wait_for(
-                        self._ask(step, batch, group), timeout=policy.timeout_s
+                        self._ask(step, batch, group, known), timeout=policy.timeout_s
                     )
                 except (RunError, TimeoutError) as exc:
                     code = getattr(exc, "code", "timeout")
@@ -119,18 +119,19 @@ class Escalator:
         return answers, provider
 
     async def _ask(
-        self, step: ResolvedStep, batch: Batch, group: list[int]
+        self, step: ResolvedStep, batch: Batch, group: list[int], known: Sequence[Any] | None
     ) -> tuple[dict[int, dict[str, Any]], str]:
         skill = step.skill.skill_cls
         inputs = list(skill.Input.model_fields)
         items = [{"index": i, **{f: batch[f][i] for f in inputs if f in batch}} for i in group]
-        messages = [
-            {"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": _prompt(step, items)},
-        ]
+        messages = escalation_messages(step, items)
+        extra: dict[str, Any] = {}
+        if known is not None and self.complete is not None:  # the guard takes them, not the gateway
+            extra["known"] = [known[i] for i in group]
         complete = self.complete or self.gateway.complete
         answer = await complete(
             messages,
+            **extra,
             schema=answer_schema(step, group),
             budget=self.budget,
             purpose=f"escalate:{step.skill.key}",
@@ -138,9 +139,8 @@ class Escalator:
             ledger=self.ledger,
         )
         outputs = list(skill.Output.model_fields)
-        found = {
-            a["index"]: {f: a[f] for f in outputs} for a in answer.parsed.model_dump()["answers"]
-        }
+        answers = answer.parsed.model_dump(by_alias=True)["answers"]
+        found = {int(i): {f: a[f] for f in outputs} for i, a in answers.items()}
         return found, answer.provider
 
 
@@ -161,8 +161,13 @@ async def run_cascade(
     preds: Predictions,
     executor: Executor,
     escalator: Escalator | None,
+    *,
+    known: Sequence[Any] | None = None,
 ) -> CascadeOutcome:
-    """Apply the step's escalation policy to one batch the step's skill has answered."""
+    """Apply the step's escalation policy to one batch the step's skill has answered.
+
+    ``known``: per row, what the item knows about its customer (``KnownValues``), so the PII
+    guard redacts those values from what goes to the big model."""
     size = len(preds)
     failed = set() if preds.errors is None else {i for i, e in enumerate(preds.errors) if e}
     outputs = {f: _as_list(col) for f, col in preds.outputs.items()}
@@ -182,7 +187,7 @@ async def run_cascade(
             return outcome
     if escalator is None or not policy.to_llm:
         return outcome  # flagged only: no big model for this job
-    answers, provider = await escalator.answer(step, batch, pending)
+    answers, provider = await escalator.answer(step, batch, pending, known)
     escalator.learn(step, batch, answers, provider, outcome.confidence)
     for i in pending:
         if i in answers:
@@ -223,23 +228,36 @@ async def _try_skill(
 
 
 def answer_schema(step: ResolvedStep, group: Sequence[int]) -> type[BaseModel]:
-    """``{"answers": [{"index": ..., <outputs>}]}`` with one answer per item, labels enumerated."""
+    """``{"answers": {"<index>": {<outputs>}, ...}}``: every item's index a required key (so no
+    item can be skipped or answered twice, as a list of answers allowed), labels enumerated."""
     skill = step.skill.skill_cls
     labels = skill.output_labels()
-    fields: dict[str, Any] = {"index": (Literal.__getitem__(tuple(group)), ...)}
+    fields: dict[str, Any] = {}
     for name, info in skill.Output.model_fields.items():
         annotation: Any = (
             Literal.__getitem__(tuple(labels[name])) if name in labels else info.annotation
         )
         fields[name] = (annotation, ...)
     item = create_model(f"{skill.name}_answer", __config__=ConfigDict(extra="forbid"), **fields)
-    answers: Any = list[item]  # type: ignore[valid-type]
+    keys: dict[str, Any] = {f"item_{i}": (item, Field(alias=str(i))) for i in group}
+    by_index: Any = create_model(
+        f"{skill.name}_answers_by_index",
+        __config__=ConfigDict(extra="forbid", populate_by_name=True),
+        **keys,
+    )
     model: type[BaseModel] = create_model(
-        f"{skill.name}_answers",
-        __config__=ConfigDict(extra="forbid"),
-        answers=(answers, Field(min_length=len(group), max_length=len(group))),
+        f"{skill.name}_answers", __config__=ConfigDict(extra="forbid"), answers=(by_index, ...)
     )
     return model
+
+
+def escalation_messages(step: ResolvedStep, items: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The chat the cascade sends for ``items`` (each ``{"index": row, <skill inputs>}``); the
+    all-big-model baseline counts the same chat per item (:mod:`orchestrator.baseline`)."""
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": _prompt(step, items)},
+    ]
 
 
 def _prompt(step: ResolvedStep, items: list[dict[str, Any]]) -> str:
@@ -249,7 +267,7 @@ def _prompt(step: ResolvedStep, items: list[dict[str, Any]]) -> str:
     for name, info in skill.Output.model_fields.items():
         allowed = f" — one of: {', '.join(labels[name])}" if name in labels else ""
         lines.append(f"- {name} ({getattr(info.annotation, '__name__', info.annotation)}){allowed}")
-    lines.append('Answer {"answers": [{"index": <item index>, ...}]} with one answer per item.')
+    lines.append('Answer {"answers": {"<item index>": {...}, ...}} with one entry per item.')
     lines.append(f"Items:\n{json.dumps(items, ensure_ascii=False)}")
     return "\n".join(lines)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -64,7 +65,9 @@ def run(
     json_summary: Annotated[
         bool, typer.Option("--json", help="print a one-line JSON summary last")
     ] = False,
-    executor: Annotated[str | None, typer.Option(help="'ray' (default) or 'local'")] = None,
+    executor: Annotated[
+        str | None, typer.Option(help="'ray' (default), 'serve' or 'local'")
+    ] = None,
     chunk_size: Annotated[int | None, typer.Option(help="items per batch")] = None,
     num_cpus: Annotated[int | None, typer.Option(help="CPUs for a local Ray cluster")] = None,
     skills_dir: Annotated[Path | None, typer.Option(help="skills folder")] = None,
@@ -79,9 +82,14 @@ def run(
         str | None, typer.Option(help="with --task: the items' fields, e.g. utterance,score:float")
     ] = None,
 ) -> None:
-    """Run GRAPH (or a planned --task) over --input; one result line per item to --output."""
+    """Run GRAPH (or a planned --task) over --input; one result line per item to --output.
+
+    The finished job (ledger, a sample of its items) is recorded in the job store, for
+    `orchestrator report JOB_ID`, the API and dashboards.
+    """
     from orchestrator.intake import read_jsonl
-    from orchestrator.runtime import Runtime
+    from orchestrator.report import ItemSample
+    from orchestrator.runtime import Job, Runtime
     from orchestrator.telemetry import configure_logging
 
     settings = _settings(
@@ -99,10 +107,11 @@ def run(
         err.print(f"[bold red]error[/]: input file {input_path} does not exist")
         raise typer.Exit(2)
     total = sum(1 for line in input_path.open(encoding="utf-8") if line.strip())
+    sample, started_at, job = ItemSample(), time.time(), None
     try:
         runtime = Runtime(settings=settings)
         with runtime:
-            items = read_jsonl(input_path)
+            items = sample.wrap(read_jsonl(input_path))
             if task is not None:
                 job = runtime.submit_task(task, items, fields=_parse_fields(fields))
             else:
@@ -114,7 +123,11 @@ def run(
                 for result in job:
                     out.write(json.dumps(result.to_dict(), default=str) + "\n")
     except OrchestratorError as exc:
+        if job is not None:
+            _record(settings, job, started_at, sample, exc)
         raise _fail(exc) from None
+    assert isinstance(job, Job)
+    _record(settings, job, started_at, sample)
     summary = job.summary()
     if json_summary:
         print(json.dumps(summary))
@@ -159,6 +172,23 @@ def plan(
         print(text, end="")
     source = "plan cache" if made.cached else f"{made.llm_calls} big-model call(s)"
     err.print(f"plan {made.key[:12]}: valid, from {source}, {made.tokens} tokens")
+
+
+def _record(
+    settings: Settings, job: Any, started_at: float, sample: Any, error: Any = None
+) -> None:
+    """Record the finished job in the store; a store problem is a warning, not a failed run."""
+    import sqlite3
+
+    from orchestrator.report import record_run
+
+    try:
+        record_run(settings, job, started_at=started_at, sample=sample, error=error)
+    except (sqlite3.Error, OSError) as exc:
+        err.print(f"[yellow]warning[/]: job {job.id} not recorded in the store: {exc}")
+        return
+    where = settings.data_dir / "orchestrator.db"
+    err.print(f"job {job.id} recorded in {where}: `orchestrator report {job.id}`", highlight=False)
 
 
 def _parse_fields(text: str | None) -> dict[str, str]:
@@ -261,10 +291,14 @@ def _register_plugins() -> None:
     from orchestrator.deploy import deploy_config_command
     from orchestrator.distill import distill_command, promote_command, rollback_command
     from orchestrator.privacy_cli import redact_command
+    from orchestrator.report_cli import report_command
+    from orchestrator.review_cli import review_app
     from orchestrator.serve import serve
     from orchestrator.training_cli import calibrate_command, eval_command, train_app
 
     app.command("redact")(redact_command)
+    app.command("report")(report_command)
+    app.add_typer(review_app, name="review")
     app.command("serve")(serve)
     app.command("status")(status_command)
     deploy_app = typer.Typer(no_args_is_help=True, help="Deployment files for a Ray cluster.")

@@ -15,9 +15,11 @@ Example::
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from orchestrator.batching import predict_sliced
 from orchestrator.cascade import CascadeOutcome, Escalator, run_cascade
@@ -63,7 +65,7 @@ def compile_graph(spec: GraphSpec, registry: Registry) -> CompiledGraph:
     builder = StateGraph(ChunkState, context_schema=RunContext)
     has_dependents: set[str] = set()
     for step in resolved.steps:
-        builder.add_node(step.id, _step_node(step))
+        builder.add_node(step.id, _step_node(step, spec.known_pii))
         if step.depends_on:
             # A list edge is a join: the step runs once, after all of its sources finished.
             builder.add_edge(list(step.depends_on), step.id)
@@ -79,37 +81,85 @@ def compile_graph(spec: GraphSpec, registry: Registry) -> CompiledGraph:
 def step_nodes(graph: CompiledGraph) -> dict[str, Any]:
     """Each step's node function (the one LangGraph runs), by step id: for the real-time path,
     which runs one item through the steps in-process without LangGraph's superstep loop."""
-    return {step.id: _step_node(step) for step in graph.resolved.steps}
+    known = graph.spec.known_pii
+    return {step.id: _step_node(step, known) for step in graph.resolved.steps}
 
 
-def _step_node(step: ResolvedStep) -> Any:
+def _step_node(step: ResolvedStep, known_pii: Mapping[str, str]) -> Any:
     """The LangGraph node for one step: gather bound columns, predict live rows, run the cascade
     on the unsure ones, scatter back to full length."""
     from langgraph.runtime import Runtime
+
+    # what the items know about their customers, for the PII guard (only a cascade sends text out)
+    known_fields = known_pii if step.spec.escalation is not None else {}
 
     bindings = [(name, binding.key) for name, binding in step.spec.inputs.items()]
     where = f"step {step.id!r}"
 
     async def run_step(state: ChunkState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-        size, columns, errors = state["size"], state["columns"], state.get("errors") or {}
-        live = [i for i in range(size) if i not in errors] if errors else None
+        size, columns = state["size"], state["columns"]
+        live = _live_rows(step, size, state.get("errors") or {}, state.get("held") or {})
         batch = {name: _take(columns[key], live) for name, key in bindings}
         count = size if live is None else len(live)
         started = time.perf_counter()
-        outcome, item_errors, calls = None, None, 0
+        outcome, item_errors, calls, held = None, None, 0, {}
         if count:
             context = runtime.context
             preds, calls = await predict_sliced(context.executor, step.skill, batch, count, where)
             item_errors = preds.errors
-            outcome = await run_cascade(step, batch, preds, context.executor, context.escalator)
+            if step.review_below > 0:
+                held = _held_rows(step, preds, live)
+            known = _known_values(columns, known_fields, live) if known_fields else None
+            outcome = await run_cascade(
+                step, batch, preds, context.executor, context.escalator, known=known
+            )
         seconds = time.perf_counter() - started
         update, new_errors = _scatter(step, outcome, item_errors, size, live)
         escalated = int(outcome.escalate.sum()) if outcome is not None else 0
         stats = StepStats(step.id, step.skill.key, count, calls, escalated, seconds)
-        return {"columns": update, "errors": new_errors, "stats": [stats]}
+        return {"columns": update, "errors": new_errors, "held": held, "stats": [stats]}
 
     run_step.__name__ = f"step_{step.id}"
     return run_step
+
+
+def _live_rows(
+    step: ResolvedStep, size: int, errors: dict[int, str], held: dict[int, str]
+) -> list[int] | None:
+    """Rows the step predicts: not failed, and not held for review by a step it reads from
+    (None: every row, the common case, without building a list)."""
+    if not errors and not held:
+        return None
+    waiting = {row for row, by in held.items() if by in step.ancestors}
+    if not errors and not waiting:
+        return None
+    return [i for i in range(size) if i not in errors and i not in waiting]
+
+
+def _held_rows(step: ResolvedStep, preds: Any, live: list[int] | None) -> dict[int, str]:
+    """Rows the skill answered with less confidence than ``review_below``: held for a person."""
+    confidence = np.asarray(preds.confidence, dtype=np.float64)
+    failed = preds.errors or [None] * len(confidence)
+    rows = range(len(confidence)) if live is None else live
+    return {
+        row: step.id
+        for j, row in enumerate(rows)
+        if confidence[j] < step.review_below and failed[j] is None
+    }
+
+
+def _known_values(
+    columns: Mapping[str, Sequence[Any]], fields: Mapping[str, str], live: list[int] | None
+) -> list[Any]:
+    """One :class:`~orchestrator.pii.KnownValues` per live row, from the ``known_pii`` inputs."""
+    from orchestrator.pii import KnownValues
+
+    picked = {name: _take(columns[f"input.{name}"], live) for name in fields}
+    rows = len(next(iter(picked.values())))
+    return [
+        KnownValues.from_record({name: values[j] for name, values in picked.items()}, fields)
+        for j in range(rows)
+    ]
 
 
 def _take(column: Sequence[Any], rows: list[int] | None) -> Sequence[Any]:

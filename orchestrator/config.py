@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator.audit import default_db_path
+
+if TYPE_CHECKING:
+    from orchestrator.executors.serve import ServeOptions
 
 __all__ = ["Settings", "default_skills_dir"]
 
@@ -32,8 +35,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="ORCHESTRATOR_", frozen=True, extra="forbid")
 
-    executor: Literal["ray", "local"] = Field(
-        default="ray", description="where skills run: 'ray' (workers) or 'local' (in-process)"
+    executor: Literal["ray", "local", "serve"] = Field(
+        default="ray",
+        description="where skills run: 'ray' (actors), 'serve' (Ray Serve deployments) or "
+        "'local' (in-process)",
     )
     ray_address: str | None = Field(
         default=None,
@@ -47,6 +52,34 @@ class Settings(BaseSettings):
         default=3,
         ge=-1,
         description="restarts of a dead skill actor before its calls fail (-1: no limit)",
+    )
+    serve_app: str | None = Field(
+        default=None,
+        description="serve executor: call the skill deployments of this Serve application "
+        "(deployed with `serve deploy`); unset: the executor deploys each skill version itself",
+    )
+    serve_min_replicas: int = Field(
+        default=1, ge=1, le=1000, description="serve executor: replicas per skill version"
+    )
+    serve_max_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="serve executor: above serve_min_replicas, autoscale up to this many",
+    )
+    serve_max_batch_size: int = Field(
+        default=32,
+        ge=1,
+        le=100_000,
+        description="serve executor: items per request batch (@serve.batch); 1 turns it off",
+    )
+    serve_batch_wait_s: float = Field(
+        default=0.0, ge=0, le=10, description="serve executor: wait for a request batch to fill"
+    )
+    serve_multiplex: bool = Field(
+        default=False,
+        description="serve executor: one deployment per skill name hosting its versions "
+        "(@serve.multiplexed) instead of one per version",
     )
     skills_dir: Path = Field(
         default_factory=default_skills_dir, description="folder of skills/<name>/ with manifests"
@@ -76,3 +109,27 @@ class Settings(BaseSettings):
         default="auto", description="'auto' is JSON when stderr is not a terminal"
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    report_price_model: str = Field(
+        default="gpt-4o-mini",
+        description="reference price for cost reports and the ledger's baseline: a model of "
+        "orchestrator.prices.REFERENCE_PRICES, or NAME=PROMPT/COMPLETION (USD per 1M tokens)",
+    )
+
+    @field_validator("report_price_model")
+    @classmethod
+    def _known_price(cls, value: str) -> str:
+        from orchestrator.prices import price_of
+
+        price_of(value)  # ValueError names the known models
+        return value
+
+    def serve_defaults(self) -> ServeOptions:
+        """The serve executor's options for a skill that declares none of its own."""
+        from orchestrator.executors.serve import ServeOptions
+
+        return ServeOptions(
+            min_replicas=self.serve_min_replicas,
+            max_replicas=self.serve_max_replicas,
+            max_batch_size=self.serve_max_batch_size,
+            batch_wait_timeout_s=self.serve_batch_wait_s,
+        )

@@ -2,15 +2,19 @@
 
 One Serve application (``orchestrator``), one deployment per skill version that has an alias
 (``prod``, ``canary``, ``previous``...; ``--all-versions`` for every version), each with the
-skill's CPU request, one replica, ``max_ongoing_requests`` set explicitly (Serve's default of 5
-queues calls badly), batching knobs in ``user_config`` and a commented place for autoscaling.
-``runtime_env.working_dir`` is where the cluster gets the code and artifacts from: a local folder
-that ``serve deploy`` uploads, or a zip URL the cluster can reach.
+options the ``serve`` executor would give it (:class:`~orchestrator.executors.serve.ServeOptions`
+from the skill and the ``ORCHESTRATOR_SERVE_*`` settings): CPU request, replicas or
+``autoscaling_config``, ``max_ongoing_requests`` set explicitly (Serve's default of 5 queues calls
+badly), request batching in ``user_config``. ``runtime_env.working_dir`` is where the cluster gets
+the code and artifacts from: a local folder that ``serve deploy`` uploads, or a zip URL the cluster
+can reach.
 
-The file is the operator's to edit and check into their deployment repo; the skill deployments
-themselves (``import_path``) come with the Serve work of the scale-out issue, so today the file is
-a starting point that ``serve deploy`` validates, not yet one it can run. The actor executor needs
-no such file: ``orchestrator run`` against ``RAY_ADDRESS`` starts its own skill actors.
+The file runs as it is: ``import_path`` names :func:`orchestrator.serve_app.build_app`, which
+builds a deployment per skill version listed in ``args.skills`` (names from
+:func:`deployment_name`, so the ``deployments:`` entries override their options) behind a small
+ingress. ``serve deploy serve_config.yaml`` (or ``serve run``) starts it; drivers then call it with
+``ORCHESTRATOR_EXECUTOR=serve ORCHESTRATOR_SERVE_APP=orchestrator``. The HTTP proxy stays on
+127.0.0.1 unless the operator changes ``http_options``.
 
 Example::
 
@@ -20,7 +24,6 @@ Example::
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,31 +31,33 @@ import typer
 import yaml
 
 from orchestrator.errors import OrchestratorError
-from orchestrator.registry import Registry, SkillVersion
+from orchestrator.executors.serve import ServeOptions, deployment_name, serve_options
+from orchestrator.registry import Registry
 
+#: Re-exported: deployment names are shared with the serve executor.
 __all__ = ["DEFAULT_IMPORT_PATH", "deploy_config_command", "deployment_name", "serve_config"]
 
-#: The Serve application the skill deployments will be built by (the Serve part of issue 6).
+#: The Serve application builder of the skill deployments.
 DEFAULT_IMPORT_PATH = "orchestrator.serve_app:build_app"
 
 _HEADER = """\
 # Ray Serve config for the orchestrator's skills, written by `orchestrator deploy config`.
-# Edit freely, then `serve deploy THIS_FILE` (or paste `applications:` into a KubeRay RayService's
-# spec.serveConfigV2). One deployment per skill version; `user_config.aliases` are the registry
-# aliases it had when this file was written (`orchestrator skills promote/rollback` move them).
+# Edit freely, then `serve deploy THIS_FILE` (or `serve run THIS_FILE`, or paste `applications:`
+# into a KubeRay RayService's spec.serveConfigV2). One deployment per skill version listed in
+# `args.skills` (a deployment below must name one of them); `user_config.aliases` are the
+# registry aliases it had when this file was written (`orchestrator skills promote/rollback`
+# move them). Serve accepts only URIs in runtime_env.working_dir: a zip URL, or
+# local:///path for a folder with the project and built artifacts on every node.
 #
 # Per deployment you can set:
 #   num_replicas: N                  # fixed count, or instead:
-#   autoscaling_config: {min_replicas: 1, max_replicas: 4, target_ongoing_requests: 32}
+#   autoscaling_config: {min_replicas: 1, max_replicas: 4, target_ongoing_requests: 2}
 #   ray_actor_options: {num_cpus: ..., memory: BYTES, num_gpus: ...}
 #   max_ongoing_requests: 100        # keep explicit: Serve's default (5) serialises batch calls
-#   user_config.max_batch_size / batch_wait_timeout_s   # request batching per replica
+#   user_config.max_batch_size / batch_wait_timeout_s   # request batching per replica: calls
+#                                    # under max_batch_size items that arrive together share a
+#                                    # model call (1 turns it off); changes need no restart
 """
-
-
-def deployment_name(version: SkillVersion) -> str:
-    """A Serve-safe deployment name for a skill version: ``turn_intent--1_0_0``."""
-    return f"{version.name}--{re.sub(r'[^A-Za-z0-9_]', '_', version.version)}"
 
 
 def serve_config(
@@ -63,9 +68,19 @@ def serve_config(
     all_versions: bool = False,
     host: str = "127.0.0.1",
     port: int = 8000,
+    defaults: ServeOptions | None = None,
 ) -> dict[str, Any]:
-    """The Serve config (``ServeDeploySchema`` shape) for ``registry``'s skills, as a dict."""
+    """The Serve config (``ServeDeploySchema`` shape) for ``registry``'s skills, as a dict.
+
+    ``defaults``: options for skills that declare none (default: the ``ORCHESTRATOR_SERVE_*``
+    settings).
+    """
+    if defaults is None:
+        from orchestrator.config import Settings
+
+        defaults = Settings().serve_defaults()
     deployments = []
+    keys = []
     for name in registry.names():
         aliases = registry.aliases(name)
         for version in registry.versions(name):
@@ -73,23 +88,20 @@ def serve_config(
             if not tags and not all_versions:
                 continue
             cls = version.skill_cls
+            options = serve_options(version, defaults).deployment_options(version)
+            options.pop("health_check_period_s")  # Serve's default (10 s) unless edited
+            user_config = {
+                "skill": version.name,
+                "version": version.version,
+                "aliases": tags,
+                "backend": cls.backend,
+                **options.pop("user_config"),
+                "skill_entrypoint": f"{cls.__module__}:{cls.__qualname__}",
+            }
             deployments.append(
-                {
-                    "name": deployment_name(version),
-                    "num_replicas": 1,
-                    "max_ongoing_requests": 100,
-                    "ray_actor_options": {"num_cpus": float(cls.num_cpus)},
-                    "user_config": {
-                        "skill": version.name,
-                        "version": version.version,
-                        "aliases": tags,
-                        "backend": cls.backend,
-                        "max_batch_size": int(cls.max_batch or 256),
-                        "batch_wait_timeout_s": 0.01,
-                        "skill_entrypoint": f"{cls.__module__}:{cls.__qualname__}",
-                    },
-                }
+                {"name": deployment_name(version), **options, "user_config": user_config}
             )
+            keys.append(version.key)
     return {
         "proxy_location": "HeadOnly",
         "http_options": {"host": host, "port": port},
@@ -98,6 +110,7 @@ def serve_config(
                 "name": "orchestrator",
                 "route_prefix": "/skills",
                 "import_path": import_path,
+                "args": {"skills": keys},
                 "runtime_env": {
                     "working_dir": working_dir,
                     "env_vars": {"ORCHESTRATOR_SKILLS_DIR": "skills"},
@@ -117,11 +130,13 @@ def deploy_config_command(
         typer.Option(help="skills folder (default: ORCHESTRATOR_SKILLS_DIR or skills/)"),
     ] = None,
     working_dir: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="runtime_env working_dir: the project folder or a zip URL the cluster reaches"
+            help="runtime_env working_dir: a zip URL the cluster reaches, or local:///abs/path "
+            "of the project (with built artifacts) on every node; default: local:// + this "
+            "folder (right for a single machine or a shared filesystem)"
         ),
-    ] = ".",
+    ] = None,
     import_path: Annotated[
         str, typer.Option(help="Serve application builder, module:attribute")
     ] = DEFAULT_IMPORT_PATH,
@@ -138,9 +153,16 @@ def deploy_config_command(
     except OrchestratorError as exc:
         typer.echo(f"error ({exc.code}): {exc}", err=True)
         raise typer.Exit(2) from None
+    working_dir = working_dir or f"local://{Path.cwd().resolve()}"
     config = serve_config(
         registry, working_dir=working_dir, import_path=import_path, all_versions=all_versions
     )
+    if "://" not in working_dir:
+        typer.echo(
+            f"note: working_dir {working_dir!r} is a plain path; `serve deploy` accepts only URIs "
+            "there (a zip URL, or local:///abs/path present on every node): pass --working-dir",
+            err=True,
+        )
     text = _HEADER + yaml.safe_dump(config, sort_keys=False)
     if str(output) == "-":
         typer.echo(text, nl=False)

@@ -41,6 +41,7 @@ __all__ = [
     "OrchestratorError",
     "PlanInvalid",
     "PrivacyViolation",
+    "ReviewError",
     "RunError",
     "SetupError",
     "SkillDefinitionError",
@@ -194,3 +195,14 @@ class PrivacyViolation(RunError):
     """The privacy policy forbids sending this text to any configured provider; nothing was sent."""
 
     code = "privacy_blocked"
+
+
+class ReviewError(SetupError):
+    """A review answer cannot be taken: unknown ticket, already answered, or an answer that breaks
+    the skill's output contract. Nothing changed; the message says what to fix."""
+
+    code = "review_invalid"
+
+    def __init__(self, message: str, *, code: str = "review_invalid") -> None:
+        super().__init__(message)
+        self.code = code

@@ -48,6 +48,7 @@ import structlog
 
 from orchestrator.errors import OrchestratorError, RunError, SetupError
 from orchestrator.ledger import Ledger
+from orchestrator.llm import Budget
 from orchestrator.store import (
     ChunkOutcome,
     JobDraft,
@@ -423,6 +424,11 @@ class JobManager:
         await asyncio.to_thread(self.store.set_plan, job.id, compiled.name, spec_yaml, ledger)
         return compiled
 
+    def forget_graphs(self) -> None:
+        """Drop compiled graphs (the registry changed): the next job compiles afresh."""
+        with self._compile_lock:
+            self._compiled.clear()
+
     def _compile(self, key: str, spec: Any) -> CompiledGraph:
         with self._compile_lock:
             found = self._compiled.get(key)
@@ -444,6 +450,7 @@ class JobManager:
         limit = self.runtime.settings.max_inflight_chunks
         started = time.perf_counter()
         base_wall = float((job.ledger or {}).get("wall_s", 0.0))
+        budget = _job_budget(self.runtime, job)
         inflight: set[asyncio.Task[None]] = set()
         try:
             for index in todo:
@@ -453,7 +460,8 @@ class JobManager:
                     )
                     for task in finished:
                         task.result()
-                run = self._run_chunk(job, graph, index, lambda: base_wall + _since(started))
+                wall = functools.partial(_wall, base_wall, started)
+                run = self._run_chunk(job, graph, index, wall, budget)
                 inflight.add(asyncio.create_task(run))
             for pending in asyncio.as_completed(inflight):
                 await pending
@@ -462,14 +470,16 @@ class JobManager:
                 task.cancel()
             await asyncio.gather(*inflight, return_exceptions=True)
 
-    async def _run_chunk(self, job: JobRecord, graph: CompiledGraph, index: int, wall: Any) -> None:
+    async def _run_chunk(
+        self, job: JobRecord, graph: CompiledGraph, index: int, wall: Any, budget: Budget
+    ) -> None:
         first = index * job.chunk_size
         stop = min(first + job.chunk_size, job.items_total)
         items = await asyncio.to_thread(self.store.items, job.id, first, stop)
         await asyncio.to_thread(self.store.record_chunk_start, job.id, index, os.getpid())
         started = time.perf_counter()
         with structlog.contextvars.bound_contextvars(chunk=index):
-            chunk_job = self.runtime.submit(graph, items, job_id=job.id)
+            chunk_job = self.runtime.submit(graph, items, job_id=job.id, budget=budget)
             results = [r async for part in chunk_job.achunks() for r in part]
         seconds = time.perf_counter() - started
         score = chunk_job.score
@@ -561,6 +571,22 @@ def _iso(ts: float | None) -> str | None:
 
 def _since(started: float) -> float:
     return time.perf_counter() - started
+
+
+def _wall(base: float, started: float) -> float:
+    return base + _since(started)
+
+
+def _job_budget(runtime: Runtime, job: JobRecord) -> Budget:
+    """One big-model allowance for all of a job's chunks, already charged with what the job spent
+    before a restart (its ledger), so a resumed job cannot spend its budget twice."""
+    budget = runtime.new_budget()
+    spent = job.ledger or {}
+    budget.calls = int(spent.get("llm_calls", 0))
+    budget.tokens = int(spent.get("llm_prompt_tokens", 0)) + int(
+        spent.get("llm_completion_tokens", 0)
+    )
+    return budget
 
 
 def _spec_from_yaml(text: str, job_id: str) -> Any:

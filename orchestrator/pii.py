@@ -41,7 +41,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, Literal
@@ -49,7 +49,15 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from presidio_analyzer import EntityRecognizer
 
-__all__ = ["ENTITY_TYPES", "EntityType", "KnownValues", "PIIGuard", "Redacted", "default_guard"]
+__all__ = [
+    "ENTITY_TYPES",
+    "EntityType",
+    "Known",
+    "KnownValues",
+    "PIIGuard",
+    "Redacted",
+    "default_guard",
+]
 
 EntityType = Literal["PERSON", "PHONE", "EMAIL", "CARD", "ADDRESS", "IBAN", "IP", "OTHER"]
 ENTITY_TYPES: tuple[EntityType, ...] = (
@@ -117,6 +125,10 @@ class KnownValues:
         return cls(**{**values, "other": tuple(values["other"])})
 
 
+#: what a text may hold about customers: one customer's values, or several (a batch of items)
+Known = KnownValues | Sequence[KnownValues]
+
+
 @dataclass(frozen=True)
 class Redacted:
     """A redacted text; ``mapping`` (placeholder → original) restores it and is hidden in repr."""
@@ -160,7 +172,7 @@ class PIIGuard:
     def redact(
         self,
         text: str,
-        known: KnownValues | None = None,
+        known: Known | None = None,
         *,
         mapping: Mapping[str, str] | None = None,
     ) -> Redacted:
@@ -232,13 +244,16 @@ class PIIGuard:
                 spans.append(_Span(result.start, result.end, kind, _PRIORITY[kind]))
         return spans
 
-    def _known(self, text: str, known: KnownValues | None) -> list[_Span]:
+    def _known(self, text: str, known: Known | None) -> list[_Span]:
         if known is None:
             return []
-        patterns = _known_patterns(known, self.phone_regions, self.name_parts, self.min_name_part)
+        customers = [known] if isinstance(known, KnownValues) else known
         return [
             _Span(m.start(), m.end(), kind, _PRIORITY["known"] + bonus)
-            for kind, pattern, bonus in patterns
+            for customer in dict.fromkeys(customers)  # a batch may name one customer many times
+            for kind, pattern, bonus in _known_patterns(
+                customer, self.phone_regions, self.name_parts, self.min_name_part
+            )
             for m in pattern.finditer(text)
             if m.end() > m.start()
         ]

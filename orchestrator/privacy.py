@@ -46,7 +46,7 @@ from orchestrator.errors import (
     LLMUnavailable,
     PrivacyViolation,
 )
-from orchestrator.pii import KnownValues, PIIGuard, Redacted, default_guard
+from orchestrator.pii import Known, KnownValues, PIIGuard, Redacted, default_guard
 from orchestrator.telemetry import get_logger
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ def is_local(provider: Provider) -> bool:
         return False
 
 
-def safe_repr(text: str, known: KnownValues | None = None, *, max_chars: int = 200) -> str:
+def safe_repr(text: str, known: Known | None = None, *, max_chars: int = 200) -> str:
     """``text`` redacted (and shortened) for a log line: placeholders only, never a value."""
     redacted = default_guard().redact(text, known).text
     return redacted if len(redacted) <= max_chars else redacted[: max_chars - 1] + "…"
@@ -94,7 +94,7 @@ def safe_repr(text: str, known: KnownValues | None = None, *, max_chars: int = 2
 
 def redact_messages(
     messages: Sequence[Mapping[str, Any]],
-    known: KnownValues | None = None,
+    known: Known | None = None,
     *,
     guard: PIIGuard | None = None,
     mapping: Mapping[str, str] | None = None,
@@ -150,7 +150,7 @@ async def guarded_complete(
     messages: Sequence[Mapping[str, Any]],
     *,
     policy: PrivacyPolicy | None = None,
-    known: KnownValues | None = None,
+    known: Known | None = None,
     schema: type[ModelT],
     budget: Budget,
     purpose: str,
@@ -167,7 +167,7 @@ async def guarded_complete(
     messages: Sequence[Mapping[str, Any]],
     *,
     policy: PrivacyPolicy | None = None,
-    known: KnownValues | None = None,
+    known: Known | None = None,
     schema: None = None,
     budget: Budget,
     purpose: str,
@@ -183,7 +183,7 @@ async def guarded_complete(
     messages: Sequence[Mapping[str, Any]],
     *,
     policy: PrivacyPolicy | None = None,
-    known: KnownValues | None = None,
+    known: Known | None = None,
     schema: type[BaseModel] | None = None,
     budget: Budget,
     purpose: str,

@@ -7,7 +7,7 @@ from typing import Any
 
 from orchestrator.ledger import Ledger
 
-__all__ = ["ItemError", "ItemResult", "JobResult"]
+__all__ = ["HeldForReview", "ItemError", "ItemResult", "JobResult"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +16,18 @@ class ItemError:
 
     code: str
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeldForReview:
+    """An item waiting for a person: the step that held it and its review ticket."""
+
+    step: str
+    #: the ticket in the review queue (None until the runtime filed it)
+    ticket: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": "waiting", "step": self.step, "ticket": self.ticket}
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +40,8 @@ class ItemResult:
     error: ItemError | None = None
     #: escalated, but the big model could not answer: the small model's answer stands
     degraded: bool = False
+    #: held for human review: outputs of the steps after the holding step are still None
+    review: HeldForReview | None = None
 
     @property
     def ok(self) -> bool:
@@ -43,6 +57,8 @@ class ItemResult:
         line = {"id": self.id, **(self.outputs or {}), "escalate": self.escalate}
         if self.degraded:
             line["degraded"] = True
+        if self.review is not None:
+            line["review"] = self.review.to_dict()
         return line
 
 
@@ -75,6 +91,7 @@ class JobResult:
             "escalated": ledger.escalated,
             "escalation_rate": round(ledger.escalation_rate, 4),
             "degraded": ledger.degraded,
+            "held_for_review": ledger.held_for_review,
             "llm_calls": ledger.llm_calls,
             "llm_tokens": ledger.llm_prompt_tokens + ledger.llm_completion_tokens,
             "llm_cost_usd": round(ledger.llm_cost_usd, 6),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import itertools
 import time
@@ -37,7 +38,7 @@ from orchestrator.ledger import Ledger
 from orchestrator.llm import Budget
 from orchestrator.privacy import guarded_complete
 from orchestrator.registry import Registry
-from orchestrator.result import ItemError, ItemResult, JobResult
+from orchestrator.result import HeldForReview, ItemError, ItemResult, JobResult
 from orchestrator.spec import GraphSpec, load_graph
 from orchestrator.telemetry import get_logger
 
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
     from orchestrator.examples import ExampleStore
     from orchestrator.llm import LLMGateway
     from orchestrator.planner import Plan, Planner
+    from orchestrator.review import ReviewDesk
+    from orchestrator.review_queue import Ticket
 
 __all__ = ["Job", "Runtime"]
 
@@ -68,6 +71,7 @@ class Runtime:
         self.settings = settings or Settings()
         self._gateway = gateway
         self._examples: ExampleStore | None = None
+        self._reviews: ReviewDesk | None = None
         self._registry = registry
         if executor is None or isinstance(executor, str):
             executor = make_executor(
@@ -75,6 +79,7 @@ class Runtime:
                 address=self.settings.ray_address,
                 num_cpus=self.settings.num_cpus,
                 max_restarts=self.settings.actor_max_restarts,
+                settings=self.settings,
             )
         self.executor = executor
         self._planner = planner
@@ -86,6 +91,12 @@ class Runtime:
         """The registry graphs are checked against (the skills folder, loaded on first use)."""
         if self._registry is None:
             self._registry = Registry.from_folder(self.settings.skills_dir)
+        return self._registry
+
+    def reload_registry(self) -> Registry:
+        """Re-read the skills folder (aliases moved by promote/rollback); graphs compiled from now
+        on resolve against it. Workers of older versions stay up for jobs still using them."""
+        self._registry = Registry.from_folder(self.settings.skills_dir)
         return self._registry
 
     def compile(self, graph: GraphLike) -> CompiledGraph:
@@ -119,6 +130,23 @@ class Runtime:
             self._examples = ExampleStore(self.settings.data_dir / "orchestrator.db")
             self._stack.callback(self._examples.close)
         return self._examples
+
+    @property
+    def reviews(self) -> ReviewDesk:
+        """The review desk: items held for a person, and their answers (``orchestrator review``)."""
+        if self._reviews is None:
+            from orchestrator.review import ReviewDesk
+
+            self._reviews = ReviewDesk(
+                self.settings.data_dir, compile_graph=self.compile, examples=self.examples
+            )
+            self._stack.callback(self._reviews.close)
+        return self._reviews
+
+    def answer_review(self, ticket: int, answer: dict[str, Any], *, reviewer: str) -> Ticket:
+        """Answer a review ticket: the held item finishes with ``answer`` (sync wrapper)."""
+        loop = self._sync_loop()
+        return loop.run_until_complete(self.reviews.answer(ticket, answer, reviewer=reviewer))
 
     @property
     def planner(self) -> Planner:
@@ -163,12 +191,22 @@ class Runtime:
         *,
         job_id: str | None = None,
         on_progress: Callable[[int], None] | None = None,
+        budget: Budget | None = None,
     ) -> Job:
         """A job over ``items`` (dicts, or :class:`RawItem`); iterate it to run it.
 
-        The graph is compiled here, so a bad graph raises before any worker starts.
+        The graph is compiled here, so a bad graph raises before any worker starts. ``budget``:
+        the big-model allowance to draw from (share one across the parts of a larger job); default
+        a fresh one from the settings.
         """
-        return Job(self, self.compile(graph), items, job_id=job_id, on_progress=on_progress)
+        compiled = self.compile(graph)
+        return Job(self, compiled, items, job_id=job_id, on_progress=on_progress, budget=budget)
+
+    def new_budget(self) -> Budget:
+        """A job's big-model allowance from the settings (``llm_max_calls``/``llm_max_tokens``)."""
+        return Budget(
+            max_calls=self.settings.llm_max_calls, max_tokens=self.settings.llm_max_tokens
+        )
 
     def run(
         self, graph: GraphLike, items: Iterable[Any], *, job_id: str | None = None
@@ -227,6 +265,7 @@ class Job:
         job_id: str | None = None,
         on_progress: Callable[[int], None] | None = None,
         ledger: Ledger | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.id = job_id or uuid.uuid4().hex[:16]
         self.graph = graph
@@ -240,10 +279,7 @@ class Job:
                 gateway=runtime.gateway,
                 ledger=self.ledger,
                 job_id=self.id,
-                budget=Budget(
-                    max_calls=runtime.settings.llm_max_calls,
-                    max_tokens=runtime.settings.llm_max_tokens,
-                ),
+                budget=budget or runtime.new_budget(),
                 examples=runtime.examples,
                 # every escalation goes through the PII guard (remote providers get redacted text)
                 complete=functools.partial(
@@ -322,7 +358,33 @@ class Job:
         except Exception as exc:  # a bug must not lose the job's other chunks
             log.exception("chunk_crashed", items=len(raw))
             return failed_chunk(chunk, ItemError("internal_error", repr(exc)), self.ledger)
-        return collect_chunk(resolved, chunk, state, self.ledger, self.score)
+        results = collect_chunk(resolved, chunk, state, self.ledger, self.score)
+        if state.get("held"):
+            await self._file_reviews(raw, chunk, state, results)
+        return results
+
+    async def _file_reviews(
+        self, raw: list[RawItem], chunk: Chunk, state: dict[str, Any], results: list[ItemResult]
+    ) -> None:
+        """File the chunk's held items with the review desk; their results get the ticket."""
+        from orchestrator.review import HeldItem
+
+        columns, held = state["columns"], sorted(state["held"].items())
+        items = [
+            HeldItem(
+                item_idx=raw[chunk.rows[row]].index,
+                item_id=chunk.ids[chunk.rows[row]],
+                step=step,
+                columns={key: [column[row]] for key, column in columns.items()},
+            )
+            for row, step in held
+        ]
+        tickets = await self.runtime.reviews.hold(self.id, self.graph, items)
+        for (row, step), ticket in zip(held, tickets, strict=True):
+            position = chunk.rows[row]
+            results[position] = dataclasses.replace(
+                results[position], review=HeldForReview(step, ticket)
+            )
 
     async def _invoke(self, chunk: Chunk) -> dict[str, Any]:
         if not chunk.rows:

@@ -50,7 +50,9 @@ class ServiceSettings(BaseModel):
         default_factory=default_graphs_dir, description="where `graph: NAME` jobs find NAME.yaml"
     )
     store_url: str | None = Field(
-        default=None, description="sqlite:///PATH; default <data dir>/orchestrator.db"
+        default=None,
+        description="sqlite:///PATH or postgresql://USER@HOST:PORT/DB (needs the postgres "
+        "extra); default <data dir>/orchestrator.db",
     )
     auth: bool = Field(default=True, description="False: no keys, every caller is admin (dev)")
     api_keys: list[ApiKey] = Field(default_factory=list, description="keys, stored hashed")
@@ -132,7 +134,9 @@ def serve(
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="service YAML (keys, limits, runtime)")
     ] = None,
-    executor: Annotated[str | None, typer.Option(help="'ray' (default) or 'local'")] = None,
+    executor: Annotated[
+        str | None, typer.Option(help="'ray' (default), 'serve' or 'local'")
+    ] = None,
     data_dir: Annotated[Path | None, typer.Option(help="store and plan cache folder")] = None,
     graphs_dir: Annotated[Path | None, typer.Option(help="folder of NAME.yaml graphs")] = None,
     no_auth: Annotated[

@@ -106,7 +106,8 @@ class Escalation(_Strict):
     cascade: each skill of ``chain`` in turn (cheapest first; an answer at or above the threshold
     is kept), then, when the job runs with a big model, the big model — in batches of
     ``items_per_call``, at most ``max_concurrency`` calls at once. An item the big model cannot
-    answer in time keeps the best small answer and is marked ``degraded``.
+    answer in time keeps the best small answer and is marked ``degraded``. Items under
+    ``review_below`` additionally wait for a person (:mod:`orchestrator.review`).
     """
 
     threshold: float | Literal["calibrated"] = Field(
@@ -121,6 +122,14 @@ class Escalation(_Strict):
     items_per_call: int = Field(default=10, ge=1, le=200, description="items per big-model call")
     max_concurrency: int = Field(default=4, ge=1, le=64, description="big-model calls at once")
     timeout_s: float = Field(default=60.0, gt=0, le=3600, description="bound on one call")
+    review_below: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="second, lower threshold: items the skill answered with less confidence are "
+        "held for a human reviewer (the cascade's answer is the proposal); their dependent steps "
+        "wait for the answer (`orchestrator review`)",
+    )
 
     @field_validator("threshold")
     @classmethod
@@ -163,6 +172,11 @@ class GraphSpec(_Strict):
     steps: list[Step] = Field(min_length=1)
     outputs: dict[str, Binding] = Field(min_length=1)
     evaluate: Evaluation | None = None
+    known_pii: dict[str, Literal["name", "phone", "email", "address", "other"]] = Field(
+        default_factory=dict,
+        description="input fields holding what the job knows about the customer (field -> kind): "
+        "their values are redacted as exact matches from anything an item sends to a big model",
+    )
 
     @field_validator("inputs", mode="before")
     @classmethod

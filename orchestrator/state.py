@@ -5,6 +5,8 @@ on :class:`ChunkState` combine the updates of steps that ran in parallel.
 
 - ``columns``: ``"input.utterance"`` or ``"<step>.<field>"`` -> one value per item of the chunk;
 - ``errors``: row index -> the first error that item hit (later steps skip that row);
+- ``held``: row index -> the step that held the item for human review (the steps that read from
+  that step skip the row; :mod:`orchestrator.review` finishes it once a person answered);
 - ``stats``: one :class:`StepStats` per step run, for the ledger.
 """
 
@@ -55,4 +57,5 @@ class ChunkState(TypedDict):
     size: int
     columns: Annotated[dict[str, Sequence[Any]], merge_columns]
     errors: Annotated[dict[int, str], merge_errors]
+    held: Annotated[dict[int, str], merge_errors]
     stats: Annotated[list[StepStats], operator.add]

@@ -1,4 +1,4 @@
-"""The job store: jobs, their items, per-chunk results, chunk runs and the review queue, in SQLite.
+"""The job store: jobs, their items, per-chunk results and chunk runs, in SQLite or Postgres.
 
 A job's items are written once when it is submitted and read back chunk by chunk while it runs,
 so a job of any size never sits in memory. A chunk's results, its completion record and the job's
@@ -22,8 +22,9 @@ Storage: stdlib ``sqlite3`` in WAL mode (readers never block the writer), one co
 thread, write transactions taken with ``BEGIN IMMEDIATE`` so concurrent writers queue on the busy
 timeout instead of failing. ``synchronous=NORMAL``: a committed chunk survives the process being
 killed (SIGKILL); a power cut may lose the last commits, which then simply run again. The default
-file is ``<data dir>/orchestrator.db``, next to the plan cache and the audit log. Only SQLite is
-implemented; a ``postgresql://`` URL is refused with a ConfigError.
+file is ``<data dir>/orchestrator.db``, next to the plan cache and the audit log. A
+``postgresql://`` URL gives the same store on Postgres (:mod:`orchestrator.store_postgres`), for
+services whose replicas share one database.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from orchestrator.errors import ConfigError
 from orchestrator.intake import RawItem
@@ -88,6 +89,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     UNIQUE (owner, idempotency_key)
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at);
 CREATE TABLE IF NOT EXISTS job_items (
     job_id      TEXT NOT NULL,
     idx         INTEGER NOT NULL,
@@ -121,18 +123,6 @@ CREATE TABLE IF NOT EXISTS chunk_runs (
     pid         INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunk_runs_job ON chunk_runs (job_id, chunk_index);
-CREATE TABLE IF NOT EXISTS review_queue (
-    id          INTEGER PRIMARY KEY,
-    job_id      TEXT NOT NULL,
-    item_idx    INTEGER NOT NULL,
-    step        TEXT NOT NULL,
-    payload     TEXT NOT NULL,
-    status      TEXT NOT NULL DEFAULT 'waiting',
-    answer      TEXT,
-    created_at  REAL NOT NULL,
-    answered_at REAL
-);
-CREATE INDEX IF NOT EXISTS review_queue_status ON review_queue (status, created_at);
 """
 
 _JOB_COLUMNS = (
@@ -219,22 +209,35 @@ class ChunkOutcome:
 
 
 def open_store(url_or_path: str | Path) -> Store:
-    """A store for ``sqlite:///path``, a plain path, or (not yet) ``postgresql://``."""
+    """A store for ``sqlite:///path``, a plain path, or ``postgresql://user@host:port/db``."""
     text = str(url_or_path)
-    if text.startswith(("postgres://", "postgresql://", "postgresql+")):
-        raise ConfigError(
-            "the job store supports SQLite only for now; use sqlite:///PATH (or leave the store "
-            "URL unset for <data dir>/orchestrator.db)"
-        )
+    if text.startswith(("postgres://", "postgresql://")):
+        from orchestrator.store_postgres import PostgresStore
+
+        return PostgresStore(text)
     if text.startswith("sqlite:///"):
         text = text.removeprefix("sqlite:///")
     elif "://" in text:
-        raise ConfigError(f"store URL {text!r} is not sqlite:///PATH")
+        raise ConfigError(
+            f"store URL {text.split('://')[0]}://... is neither sqlite:///PATH nor "
+            "postgresql://USER@HOST:PORT/DB"
+        )
     return Store(Path(text))
+
+
+class Connection(Protocol):
+    """What the store's queries need from a connection (``sqlite3`` or the Postgres adapter)."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]], /) -> Any: ...
 
 
 class Store:
     """Jobs and results in one SQLite file; safe to use from any thread."""
+
+    #: what a unique-key clash raises (an idempotency key seen before, a chunk committed twice)
+    integrity_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -251,7 +254,7 @@ class Store:
 
     # -- connections -------------------------------------------------------------------------
 
-    def _db(self) -> sqlite3.Connection:
+    def _db(self) -> Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
             db = sqlite3.connect(
@@ -265,7 +268,7 @@ class Store:
         return db
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> Iterator[Connection]:
         """One write transaction; ``BEGIN IMMEDIATE`` takes the write lock up front."""
         db = self._db()
         db.execute("BEGIN IMMEDIATE")
@@ -275,6 +278,11 @@ class Store:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+
+    @property
+    def location(self) -> str:
+        """Where the store is, for messages (a path, or a database without its password)."""
+        return str(self.path)
 
     def ping(self) -> bool:
         """True when the file answers a query (``/readyz``)."""
@@ -316,7 +324,7 @@ class Store:
                         time.time(),
                     ),
                 )
-        except sqlite3.IntegrityError:
+        except self.integrity_errors:
             existing = self.find_by_key(draft.owner, draft.idempotency_key)
             if existing is None:  # pragma: no cover - the row that clashed was discarded since
                 raise
@@ -524,6 +532,59 @@ class Store:
             )
         return self._must(job_id)
 
+    def record_finished(
+        self,
+        job_id: str,
+        *,
+        owner: str,
+        ledger: Ledger,
+        status: str,
+        started_at: float,
+        finished_at: float,
+        chunk_size: int,
+        spec_yaml: str | None = None,
+        task: str | None = None,
+        score: dict[str, int] | None = None,
+        error: dict[str, str] | None = None,
+        items: Iterable[StoredItem] = (),
+    ) -> JobRecord:
+        """Record a job that ran outside the service (``orchestrator run``, a script) as finished,
+        with its ledger and times, so reports, the API and dashboards see it too. ``items`` are
+        kept as the job's items (e.g. a sample, for ``orchestrator report --measure-sample``);
+        the job never runs here."""
+        if status not in TERMINAL_STATUSES:
+            raise ValueError(f"a recorded job must be finished ({TERMINAL_STATUSES}), not {status}")
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO jobs (id, owner, request_sha256, graph, spec_yaml, task, status,"
+                " chunk_size, items_total, items_done, chunks_done, ledger, score, error,"
+                " created_at, started_at, finished_at)"
+                " VALUES (?, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job_id,
+                    owner,
+                    ledger.graph,
+                    spec_yaml,
+                    task,
+                    status,
+                    chunk_size,
+                    ledger.items,
+                    ledger.items,
+                    ledger.chunks,
+                    json.dumps(ledger_to_raw(ledger)),
+                    json.dumps(score or {}),
+                    json.dumps(error) if error else None,
+                    started_at,
+                    started_at,
+                    finished_at,
+                ),
+            )
+            db.executemany(
+                "INSERT INTO job_items (job_id, idx, body, parse_error, line) VALUES (?, ?, ?, ?, ?)",
+                ((job_id, i.idx, i.body, i.parse_error, i.line) for i in items),
+            )
+        return self._must(job_id)
+
     # -- reading ------------------------------------------------------------------------------
 
     def get(self, job_id: str) -> JobRecord | None:
@@ -539,6 +600,46 @@ class Store:
             (job_id, after, limit),
         )
         return [(idx, json.loads(text)) for idx, text in rows]
+
+    def replace_result(self, job_id: str, idx: int, result: dict[str, Any]) -> bool:
+        """An item held for review finished: its result replaces the held one, and the job's
+        ledger counts one item fewer waiting. False when the store has no such result (a job
+        run elsewhere, e.g. by ``orchestrator run``)."""
+        with self._write() as db:
+            found = db.execute(
+                "UPDATE job_results SET result = ?, ok = ? WHERE job_id = ? AND idx = ?",
+                (json.dumps(result, default=str), int("error" not in result), job_id, idx),
+            ).rowcount
+            raw = _read_ledger(db, job_id) if found else None
+            if raw is not None and raw.get("held_for_review"):
+                raw["held_for_review"] -= 1
+                db.execute("UPDATE jobs SET ledger = ? WHERE id = ?", (json.dumps(raw), job_id))
+        return bool(found)
+
+    def recent_jobs(self, *, owner: str | None, limit: int) -> list[JobRecord]:
+        """The ``limit`` newest jobs (uploads still arriving aside), newest first; only
+        ``owner``'s unless it is None (all)."""
+        sql = (
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status != 'receiving'"
+            + (" AND owner = ?" if owner is not None else "")
+            + " ORDER BY created_at DESC LIMIT ?"
+        )
+        args = (owner, limit) if owner is not None else (limit,)
+        return [_job(r) for r in self._db().execute(sql, args)]
+
+    def finished_ledgers(
+        self, *, owner: str | None, since: float, limit: int
+    ) -> list[tuple[float, dict[str, Any]]]:
+        """``(finished_at, raw ledger)`` of jobs that ended at or after ``since``, oldest first
+        (at most the ``limit`` latest); only ``owner``'s unless it is None (all)."""
+        sql = (
+            "SELECT finished_at, ledger FROM jobs WHERE finished_at >= ? AND ledger IS NOT NULL"
+            + (" AND owner = ?" if owner is not None else "")
+            + " ORDER BY finished_at DESC LIMIT ?"
+        )
+        args = (since, owner, limit) if owner is not None else (since, limit)
+        rows = self._db().execute(sql, args).fetchall()
+        return [(finished, json.loads(text)) for finished, text in reversed(rows)]
 
     def _must(self, job_id: str) -> JobRecord:
         job = self.get(job_id)
@@ -596,7 +697,7 @@ def _add_raw(base: dict[str, Any] | None, delta: dict[str, Any]) -> dict[str, An
     return out
 
 
-def _read_ledger(db: sqlite3.Connection, job_id: str) -> dict[str, Any] | None:
+def _read_ledger(db: Connection, job_id: str) -> dict[str, Any] | None:
     row = db.execute("SELECT ledger FROM jobs WHERE id = ?", (job_id,)).fetchone()
     return json.loads(row[0]) if row and row[0] else None
 

@@ -54,6 +54,7 @@ class TurnRunner:
     Turns that arrive while a batch runs are batched together (up to ``max_batch``): an idle
     runner adds no wait, a busy one amortises each model call over every turn that queued
     meanwhile (a single-item ONNX call costs ~0.8 ms, fifty items ~6 ms). Call from one loop.
+    With a ``ledger``, every turn's accounting (skill work, escalations, baseline) adds up in it.
     """
 
     def __init__(
@@ -62,7 +63,9 @@ class TurnRunner:
         executor: Executor | None = None,
         *,
         max_batch: int = 64,
+        ledger: Ledger | None = None,
     ) -> None:
+        self.ledger = ledger
         self._load = load
         self.executor = executor or LocalExecutor()
         self.max_batch = max_batch
@@ -87,6 +90,11 @@ class TurnRunner:
             ready.draining = True
             ready.drainer = asyncio.create_task(self._drain(ready))
         return await future
+
+    def forget_graphs(self) -> None:
+        """Drop compiled graphs (the registry changed): the next turn compiles and starts the
+        new versions; turns in flight finish on theirs."""
+        self._ready = {}
 
     async def close(self) -> None:
         await self.executor.close()
@@ -115,7 +123,7 @@ class TurnRunner:
         graph = ready.graph
         raw = [RawItem(i, value, where="input") for i, value in enumerate(values)]
         chunk = prepare_chunk(raw, graph.resolved.item_model)
-        ledger = Ledger(job_id="turn", graph=graph.name)
+        ledger = self.ledger or Ledger(job_id="turn", graph=graph.name)
         if not chunk.rows:
             state: dict[str, Any] = {"columns": {}, "errors": {}, "stats": []}
             return collect_chunk(graph.resolved, chunk, state, ledger, Scorecard(None))

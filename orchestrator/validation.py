@@ -43,6 +43,11 @@ class ResolvedStep:
     chain: tuple[SkillVersion, ...] = ()
     #: confidence under which items escalate (a ``calibrated`` spec resolved to its number)
     threshold: float = 0.0
+    #: small-model confidence under which items are held for human review (0: never)
+    review_below: float = 0.0
+    #: every step this one reads from, directly or not (a held item skips the step when one of
+    #: these holds it)
+    ancestors: frozenset[str] = frozenset()
 
     @property
     def id(self) -> str:
@@ -73,6 +78,8 @@ def resolve_graph(spec: GraphSpec, registry: Registry) -> ResolvedGraph:
     skills = _resolve_skills(spec, registry, issues)
     chains = {s.id: _resolve_chain(s, skills.get(s.id), registry, issues) for s in spec.steps}
     thresholds = {s.id: _threshold(s, skills.get(s.id), issues) for s in spec.steps}
+    for s in spec.steps:
+        _check_review(s, thresholds.get(s.id, 0.0), issues)
     _check_ids(spec, issues)
     outputs_of = {
         step.id: _output_types(skills[step.id]) for step in spec.steps if step.id in skills
@@ -87,9 +94,22 @@ def resolve_graph(spec: GraphSpec, registry: Registry) -> ResolvedGraph:
         issues.append(
             GraphIssue("evaluate", f"output {spec.evaluate.output!r} is not one of the outputs")
         )
+    for name in spec.known_pii:
+        if name not in spec.inputs:
+            issues.append(
+                GraphIssue(
+                    "known_pii",
+                    f"{name!r} is not one of the graph's inputs ({', '.join(spec.inputs)}); "
+                    "name the input field that holds the customer's value",
+                )
+            )
     order = _topological_order(spec, issues)
     if issues:
         raise GraphValidationError(spec.name, issues)
+    ancestors: dict[str, frozenset[str]] = {}
+    for step_id in order:  # dependency order: a step's sources already have their ancestors
+        direct = _dependencies(spec.step(step_id))  # type: ignore[arg-type]
+        ancestors[step_id] = frozenset(direct).union(*(ancestors[d] for d in direct))
     steps = tuple(
         ResolvedStep(
             spec=spec.step(step_id),  # type: ignore[arg-type]
@@ -97,6 +117,8 @@ def resolve_graph(spec: GraphSpec, registry: Registry) -> ResolvedGraph:
             depends_on=_dependencies(spec.step(step_id)),  # type: ignore[arg-type]
             chain=chains[step_id],
             threshold=thresholds.get(step_id, 0.0),
+            review_below=_review_below(spec.step(step_id)),  # type: ignore[arg-type]
+            ancestors=ancestors[step_id],
         )
         for step_id in order
     )
@@ -141,6 +163,25 @@ def _threshold(step: Step, skill: SkillVersion | None, issues: list[GraphIssue])
         )
         return 0.0
     return found
+
+
+def _review_below(step: Step) -> float:
+    if step.escalation is None or step.escalation.review_below is None:
+        return 0.0
+    return step.escalation.review_below
+
+
+def _check_review(step: Step, threshold: float, issues: list[GraphIssue]) -> None:
+    """Review is the last resort for the least sure items: its threshold sits under escalation's."""
+    below = _review_below(step)
+    if below > 0 and threshold > 0 and below > threshold:
+        issues.append(
+            GraphIssue(
+                f"step {step.id!r}",
+                f"review_below {below} is above the escalation threshold {threshold:.3f}; "
+                "review is for the least sure items: lower review_below or raise the threshold",
+            )
+        )
 
 
 def _resolve_chain(

@@ -5,6 +5,7 @@ The service runs as a real subprocess (``python -m orchestrator.serve``) on loop
 uses a deliberately slow skill (a sleep per batch, chunks of 5 items) that also appends every
 batch it predicts to a log file: that log is the skill's own witness of what ran, independent
 of the store's ``chunk_runs`` table. Ray is not the point here, so skills run in-process.
+It runs on both stores: SQLite (the default) and Postgres (a real server on loopback).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import json
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -24,8 +24,10 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from postgres_server import postgres_bin, postgres_server
 
 from orchestrator.auth import new_key
+from orchestrator.store import open_store
 
 ITEMS = 150
 CHUNK = 5  # 30 chunks
@@ -64,8 +66,19 @@ outputs:
 """
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'data' / 'orchestrator.db'}"
+        return
+    if postgres_bin() is None:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    with postgres_server() as url:
+        yield url
+
+
 @pytest.fixture
-def service_files(tmp_path):
+def service_files(tmp_path, store_url):
     skills = tmp_path / "svc_skills"
     (skills / "slow_echo").mkdir(parents=True)
     (skills / "__init__.py").write_text("")
@@ -98,6 +111,7 @@ def service_files(tmp_path):
                     "log_format": "json",
                 },
                 "graphs_dir": str(graphs),
+                "store_url": store_url,
                 "api_keys": [{"name": "backend", "sha256": digest, "scopes": ["admin"]}],
             }
         )
@@ -106,7 +120,7 @@ def service_files(tmp_path):
         "config": config,
         "key": key,
         "log": tmp_path / "batches.log",
-        "data": tmp_path / "data",
+        "store": store_url,
     }
 
 
@@ -145,10 +159,9 @@ def _start(files: dict, port: int, stderr_path: Path) -> subprocess.Popen:
     raise AssertionError("service did not become ready")
 
 
-def _committed_chunks(data_dir: Path, job_id: str) -> set[int]:
-    with sqlite3.connect(data_dir / "orchestrator.db") as db:
-        rows = db.execute("SELECT chunk_index FROM job_chunks WHERE job_id = ?", (job_id,))
-        return {r[0] for r in rows}
+def _committed_chunks(store_url: str, job_id: str) -> set[int]:
+    with open_store(store_url) as store:
+        return store.completed_chunks(job_id)
 
 
 def test_sigkill_mid_job_then_resume(service_files, tmp_path):
@@ -178,7 +191,7 @@ def test_sigkill_mid_job_then_resume(service_files, tmp_path):
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(10)
 
-    before = _committed_chunks(files["data"], job["id"])
+    before = _committed_chunks(files["store"], job["id"])
     assert 10 <= len(before) < ITEMS // CHUNK, "kill it mid-job, not after"
 
     process = _start(files, port, stderr_path)  # same data dir: the job resumes by itself
@@ -210,13 +223,8 @@ def test_sigkill_mid_job_then_resume(service_files, tmp_path):
     assert all(r["echo"] == f"ITEM {r['id']}" for r in page["results"])
 
     # no committed chunk ran again: per the store...
-    with sqlite3.connect(files["data"] / "orchestrator.db") as db:
-        runs = dict(
-            db.execute(
-                "SELECT chunk_index, COUNT(*) FROM chunk_runs WHERE job_id = ? GROUP BY 1",
-                (job["id"],),
-            ).fetchall()
-        )
+    with open_store(files["store"]) as store:
+        runs = store.chunk_runs(job["id"])
     assert set(runs) == set(range(ITEMS // CHUNK))
     assert all(runs[c] == 1 for c in before), {c: runs[c] for c in before}
     # ...and per the skill's own log of every batch it predicted

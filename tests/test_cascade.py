@@ -9,6 +9,7 @@ import pytest
 from toy_skills import TOY_GRAPH, Length, Text
 
 from orchestrator import GraphSpec, LocalExecutor, Predictions, Runtime, Skill
+from orchestrator.errors import GraphValidationError
 from orchestrator.llm import LLMGateway, Provider
 from orchestrator.testing import Reply, StubLLMServer
 
@@ -33,7 +34,7 @@ def oracle(request):
     """The big model, played by an oracle that knows the answers: the length of each item."""
     prompt = request["messages"][-1]["content"]
     items = json.loads(prompt.split("Items:\n", 1)[1])
-    return {"answers": [{"index": i["index"], "length": len(i["text"]) * 100} for i in items]}
+    return {"answers": {str(i["index"]): {"length": len(i["text"]) * 100} for i in items}}
 
 
 def _graph(**escalation):
@@ -141,5 +142,37 @@ def test_answers_are_limited_to_the_skills_labels(builtin_registry):
     schema = answer_schema(intent_step, [4, 7]).model_json_schema()
     answer = next(iter(schema["$defs"].values()))["properties"]
     assert len(answer["intent"]["enum"]) == 151 and "oos" in answer["intent"]["enum"]
-    assert answer["index"]["enum"] == [4, 7]
-    assert schema["properties"]["answers"]["minItems"] == 2
+    by_index = schema["$defs"]["turn_intent_answers_by_index"]
+    assert sorted(by_index["required"]) == ["4", "7"] and by_index["additionalProperties"] is False
+
+
+def test_known_customer_values_are_redacted_before_the_big_model(registry, tmp_path, monkeypatch):
+    """``known_pii`` inputs feed the PII guard: names no pattern recognizer knows never leave."""
+    monkeypatch.setenv("ORCHESTRATOR_DATA_DIR", str(tmp_path))
+    graph = _graph(threshold=1.0).model_dump()
+    graph["inputs"] = {"utterance": {"type": "str"}, "customer": {"type": "str"}}
+    graph["known_pii"] = {"customer": "name"}
+    items = [
+        {"id": 1, "utterance": "Ana Sousa", "customer": "Ana Sousa"},
+        {"id": 2, "utterance": "Ida Kowal", "customer": "Ida Kowal"},
+    ]
+    with StubLLMServer(default=oracle) as stub:
+        spec = {"name": "stub", "base_url": stub.base_url, "model": "m", "max_attempts": 1}
+        gateway = LLMGateway([Provider(**spec)])
+        with Runtime(registry=registry, executor=LocalExecutor(), gateway=gateway) as runtime:
+            runtime.settings = runtime.settings.model_copy(
+                update={"escalate": True, "privacy": "redact"}
+            )
+            result = runtime.run(GraphSpec.from_dict(graph), items)
+        sent = " ".join(json.dumps(r.json) for r in stub.chat_requests)
+    assert len(stub.chat_requests) == 1
+    assert "Sousa" not in sent and "Ida" not in sent and "Kowal" not in sent
+    assert "PERSON_1" in sent and "PERSON_2" in sent
+    assert [r.outputs["by"] for r in result.results] == ["llm:stub", "llm:stub"]
+
+
+def test_known_pii_must_name_an_input(registry):
+    graph = _graph().model_dump()
+    graph["known_pii"] = {"phone_number": "phone"}
+    with pytest.raises(GraphValidationError, match="known_pii: 'phone_number' is not one of"):
+        Runtime(registry=registry, executor=LocalExecutor()).compile(GraphSpec.from_dict(graph))

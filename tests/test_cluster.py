@@ -84,7 +84,8 @@ def test_deploy_config_writes_one_serve_deployment_per_aliased_skill_version(tmp
     turn = deployments["turn_intent--1_0_0"]
     assert turn["ray_actor_options"] == {"num_cpus": 0.25}
     assert turn["user_config"]["aliases"] == ["prod"]
-    assert application["runtime_env"]["working_dir"] == "."
+    # a URI Serve accepts: this folder, for one machine or a shared filesystem
+    assert application["runtime_env"]["working_dir"] == f"local://{Path.cwd().resolve()}"
     # an existing file is kept unless --force
     assert runner.invoke(app, ["config", "--output", str(out)]).exit_code == 2
     assert runner.invoke(app, ["config", "--output", str(out), "--force"]).exit_code == 0

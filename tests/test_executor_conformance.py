@@ -1,4 +1,5 @@
-"""One conformance suite, run against every executor: local (in-process) and ray (real cluster)."""
+"""One conformance suite, run against every executor: local (in-process), ray (actors on a real
+cluster) and serve (Ray Serve deployments on the same cluster)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,29 @@ from orchestrator import (
     Runtime,
     SetupError,
 )
+from orchestrator.executors import ServeExecutor
+from orchestrator.executors.serve import ServeOptions
 
 
-@pytest.fixture(params=["local", "ray"])
+@pytest.fixture(scope="module")
+def serve_instance(ray_cluster):
+    """Serve on the session's Ray; shut down after this module (before Ray itself)."""
+    from ray import serve
+
+    yield serve
+    serve.shutdown()
+
+
+@pytest.fixture(params=["local", "ray", "serve"])
 def runtime(request, toy_registry):
     if request.param == "ray":
         request.getfixturevalue("ray_cluster")
         executor = RayExecutor()
+    elif request.param == "serve":
+        request.getfixturevalue("serve_instance")
+        # Deployments stay up from test to test (each is deployed once per module), on a sliver
+        # of CPU each so the ray executor's actors still find room on the 2-CPU test cluster.
+        executor = ServeExecutor(leave_running=True, defaults=ServeOptions(num_cpus=0.01))
     else:
         executor = LocalExecutor()
     with Runtime(registry=toy_registry, executor=executor) as rt:

@@ -82,7 +82,11 @@ class _SkillWorker:
 
 
 class RayExecutor(Executor):
-    """Skill workers as Ray actors, one per skill version (scale-out comes with Serve)."""
+    """Skill workers as Ray actors: ``replicas`` per skill version (1 by default), called in turn.
+
+    For autoscaling, request batching and deployments shared by drivers, see the ``serve``
+    executor.
+    """
 
     name = "ray"
 
@@ -92,15 +96,24 @@ class RayExecutor(Executor):
         num_cpus: int | None = None,
         scheduling_strategy: str | None = None,
         max_restarts: int = DEFAULT_MAX_RESTARTS,
+        replicas: int = 1,
     ) -> None:
         if max_restarts < -1:
             raise ConfigError(f"max_restarts must be -1 (unlimited) or >= 0, got {max_restarts}")
+        if replicas < 1:
+            raise ConfigError(f"replicas must be >= 1, got {replicas}")
+        #: actors per skill version; calls go to them round-robin
+        self.replicas = replicas
         self.max_restarts = max_restarts
         self.address = address
         self.num_cpus = num_cpus
         #: where Ray places skill actors: None (Ray's default) or "SPREAD" (across nodes)
         self.scheduling_strategy = scheduling_strategy
+        #: the first actor of each skill version (what `orchestrator status` and tools look at)
         self._actors: dict[str, Any] = {}
+        #: every actor of each skill version, and the next one to call
+        self._pools: dict[str, list[Any]] = {}
+        self._turn: dict[str, int] = {}
 
     async def start(self, skills: Sequence[SkillVersion]) -> None:
         import ray
@@ -110,33 +123,41 @@ class RayExecutor(Executor):
         except Exception as exc:  # Ray raises many kinds here; all mean "no cluster"
             raise ExecutorError(f"could not start or reach Ray: {exc}") from exc
         actor_cls: Any = ray.remote(_SkillWorker)
-        new: dict[str, Any] = {}
+        new: dict[str, list[Any]] = {}
         for version in skills:
-            if version.key in self._actors:
+            if version.key in self._actors or version.key in new:
                 continue
-            new[version.key] = actor_cls.options(
+            options = actor_cls.options(
                 num_cpus=version.skill_cls.num_cpus,
                 max_restarts=self.max_restarts,
                 max_task_retries=_MAX_TASK_RETRIES,
                 scheduling_strategy=self.scheduling_strategy or "DEFAULT",
                 name=None,
-            ).remote(version)
-        for key, actor in new.items():
+            )
+            new[version.key] = [options.remote(version) for _ in range(self.replicas)]
+        for key, pool in new.items():
             try:
-                await actor.ready.remote()
+                for actor in pool:
+                    await actor.ready.remote()
             except ray.exceptions.RayTaskError as exc:
-                ray.kill(actor)
+                for actor in pool:
+                    ray.kill(actor)
                 raise _unwrap(exc, f"skill {key} failed to set up on its worker") from None
             except ray.exceptions.RayActorError as exc:
                 raise ExecutorError(f"worker for skill {key} could not start: {exc}") from None
-            self._actors[key] = actor
+            self._actors[key] = pool[0]
+            self._pools[key] = pool
+            self._turn[key] = 0
 
     async def predict(self, skill_key: str, batch: Batch) -> Predictions:
         import ray
 
-        actor = self._actors.get(skill_key)
-        if actor is None:
+        pool = self._pools.get(skill_key)
+        if pool is None:
             raise ExecutorError(f"no worker for {skill_key}; start() the executor with it first")
+        turn = self._turn[skill_key]
+        self._turn[skill_key] = turn + 1
+        actor = pool[turn % len(pool)]
         try:
             preds: Predictions = await actor.predict.remote(dict(batch))
             return preds
@@ -150,9 +171,12 @@ class RayExecutor(Executor):
     async def close(self) -> None:
         import ray
 
-        for actor in self._actors.values():
-            ray.kill(actor)
+        for pool in self._pools.values():
+            for actor in pool:
+                ray.kill(actor)
         self._actors.clear()
+        self._pools.clear()
+        self._turn.clear()
 
 
 def _unwrap(exc: Any, context: str) -> OrchestratorError:

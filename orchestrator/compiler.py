@@ -47,6 +47,12 @@ class CompiledGraph:
 
     resolved: ResolvedGraph
     langgraph: Any  # langgraph CompiledStateGraph
+    #: the StateGraph builder, for variants compiled with a checkpointer
+    builder: Any = None
+
+    def with_checkpointer(self, checkpointer: Any) -> Any:
+        """The same graph compiled with ``checkpointer`` (state saved after every step)."""
+        return self.builder.compile(checkpointer=checkpointer, name=self.name)
 
     @property
     def spec(self) -> GraphSpec:
@@ -75,7 +81,9 @@ def compile_graph(spec: GraphSpec, registry: Registry) -> CompiledGraph:
     for step in resolved.steps:
         if step.id not in has_dependents:
             builder.add_edge(step.id, END)
-    return CompiledGraph(resolved=resolved, langgraph=builder.compile(name=spec.name))
+    return CompiledGraph(
+        resolved=resolved, langgraph=builder.compile(name=spec.name), builder=builder
+    )
 
 
 def step_nodes(graph: CompiledGraph) -> dict[str, Any]:

@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     max_inflight_chunks: int = Field(
         default=2, ge=1, le=64, description="chunks in flight at once (bounds driver memory)"
     )
+    step_checkpoints: bool = Field(
+        default=True,
+        description="job service: save each chunk's graph state after every step, so a chunk "
+        "caught by a crash resumes after its last finished step (orchestrator/step_checkpoints.py)",
+    )
     escalate: bool = Field(
         default=False,
         description="send items under a step's threshold to the big model (else: flag them)",

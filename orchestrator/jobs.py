@@ -447,10 +447,31 @@ class JobManager:
         todo = [i for i in range(job.chunks_total) if i not in done]
         if done:
             log.info("job_resumed", chunks_done=len(done), chunks_left=len(todo))
-        limit = self.runtime.settings.max_inflight_chunks
-        started = time.perf_counter()
         base_wall = float((job.ledger or {}).get("wall_s", 0.0))
+        wall = functools.partial(_wall, base_wall, time.perf_counter())
         budget = _job_budget(self.runtime, job)
+        async with self._step_checkpoints() as checkpoints:
+            await self._run_todo(job, graph, todo, wall, budget, checkpoints)
+
+    def _step_checkpoints(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        settings = self.runtime.settings
+        if not settings.step_checkpoints:
+            return contextlib.nullcontext()
+        from orchestrator.step_checkpoints import open_step_checkpoints
+
+        return open_step_checkpoints(settings.data_dir / "step_checkpoints.db")
+
+    async def _run_todo(
+        self,
+        job: JobRecord,
+        graph: CompiledGraph,
+        todo: list[int],
+        wall: Any,
+        budget: Budget,
+        checkpoints: Any,
+    ) -> None:
+        """Run the chunks ``todo``, at most ``max_inflight_chunks`` at once."""
+        limit = self.runtime.settings.max_inflight_chunks
         inflight: set[asyncio.Task[None]] = set()
         try:
             for index in todo:
@@ -460,8 +481,7 @@ class JobManager:
                     )
                     for task in finished:
                         task.result()
-                wall = functools.partial(_wall, base_wall, started)
-                run = self._run_chunk(job, graph, index, wall, budget)
+                run = self._run_chunk(job, graph, index, wall, budget, checkpoints)
                 inflight.add(asyncio.create_task(run))
             for pending in asyncio.as_completed(inflight):
                 await pending
@@ -471,7 +491,13 @@ class JobManager:
             await asyncio.gather(*inflight, return_exceptions=True)
 
     async def _run_chunk(
-        self, job: JobRecord, graph: CompiledGraph, index: int, wall: Any, budget: Budget
+        self,
+        job: JobRecord,
+        graph: CompiledGraph,
+        index: int,
+        wall: Any,
+        budget: Budget,
+        checkpoints: Any,
     ) -> None:
         first = index * job.chunk_size
         stop = min(first + job.chunk_size, job.items_total)
@@ -479,7 +505,9 @@ class JobManager:
         await asyncio.to_thread(self.store.record_chunk_start, job.id, index, os.getpid())
         started = time.perf_counter()
         with structlog.contextvars.bound_contextvars(chunk=index):
-            chunk_job = self.runtime.submit(graph, items, job_id=job.id, budget=budget)
+            chunk_job = self.runtime.submit(
+                graph, items, job_id=job.id, budget=budget, checkpoints=checkpoints
+            )
             results = [r async for part in chunk_job.achunks() for r in part]
         seconds = time.perf_counter() - started
         score = chunk_job.score
@@ -498,6 +526,12 @@ class JobManager:
             wall_s=wall(),
         )
         await asyncio.to_thread(self.store.commit_chunk, job.id, outcome)
+        if checkpoints is not None:  # committed: the chunk's step checkpoints are not needed
+            from orchestrator.step_checkpoints import chunk_thread
+
+            step = self.runtime.settings.chunk_size  # the runtime's own chunks within this one
+            for first_item in range(first, stop, step):
+                await checkpoints.adelete_thread(chunk_thread(job.id, first_item))
         if self.metrics is not None:
             self.metrics.chunk_seconds.labels(graph.name).observe(seconds)
             self.metrics.add_ledger(graph.name, chunk_job.ledger)

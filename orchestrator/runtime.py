@@ -192,15 +192,25 @@ class Runtime:
         job_id: str | None = None,
         on_progress: Callable[[int], None] | None = None,
         budget: Budget | None = None,
+        checkpoints: Any = None,
     ) -> Job:
         """A job over ``items`` (dicts, or :class:`RawItem`); iterate it to run it.
 
         The graph is compiled here, so a bad graph raises before any worker starts. ``budget``:
         the big-model allowance to draw from (share one across the parts of a larger job); default
-        a fresh one from the settings.
+        a fresh one from the settings. ``checkpoints``: a LangGraph checkpointer; each chunk then
+        runs as its own thread (:mod:`orchestrator.step_checkpoints`) and resumes from it.
         """
         compiled = self.compile(graph)
-        return Job(self, compiled, items, job_id=job_id, on_progress=on_progress, budget=budget)
+        return Job(
+            self,
+            compiled,
+            items,
+            job_id=job_id,
+            on_progress=on_progress,
+            budget=budget,
+            checkpoints=checkpoints,
+        )
 
     def new_budget(self) -> Budget:
         """A job's big-model allowance from the settings (``llm_max_calls``/``llm_max_tokens``)."""
@@ -266,8 +276,11 @@ class Job:
         on_progress: Callable[[int], None] | None = None,
         ledger: Ledger | None = None,
         budget: Budget | None = None,
+        checkpoints: Any = None,
     ) -> None:
         self.id = job_id or uuid.uuid4().hex[:16]
+        self._checkpoints = checkpoints
+        self._checkpointed: Any = None  # the graph compiled with them, on first use
         self.graph = graph
         self.runtime = runtime
         self.ledger = ledger or Ledger(job_id=self.id, graph=graph.name)
@@ -351,7 +364,7 @@ class Job:
         resolved = self.graph.resolved
         chunk = prepare_chunk(raw, resolved.item_model)
         try:
-            state = await self._invoke(chunk)
+            state = await self._invoke(chunk, raw[0].index)
         except OrchestratorError as exc:
             log.error("chunk_failed", error=str(exc), items=len(raw))
             return failed_chunk(chunk, ItemError(exc.code, str(exc)), self.ledger)
@@ -386,13 +399,31 @@ class Job:
                 results[position], review=HeldForReview(step, ticket)
             )
 
-    async def _invoke(self, chunk: Chunk) -> dict[str, Any]:
+    async def _invoke(self, chunk: Chunk, first_index: int) -> dict[str, Any]:
         if not chunk.rows:
             return {"columns": {}, "errors": {}, "stats": []}
         state = {"size": len(chunk.rows), "columns": chunk.columns, "errors": {}, "stats": []}
-        config = {"recursion_limit": len(self.graph.resolved.steps) + 10}
+        config: dict[str, Any] = {"recursion_limit": len(self.graph.resolved.steps) + 10}
         context = RunContext(executor=self.runtime.executor, escalator=self._escalator)
-        out: dict[str, Any] = await self.graph.langgraph.ainvoke(state, config, context=context)
+        if self._checkpoints is None:
+            out: dict[str, Any] = await self.graph.langgraph.ainvoke(state, config, context=context)
+            return out
+        from orchestrator.step_checkpoints import chunk_thread
+
+        if self._checkpointed is None:
+            self._checkpointed = self.graph.with_checkpointer(self._checkpoints)
+        config["configurable"] = {"thread_id": chunk_thread(self.id, first_index)}
+        saved = await self._checkpointed.aget_state(config)
+        if saved.values and not saved.next:  # ran to the end before a crash, not committed
+            log.info("chunk_restored", first_item=first_index)
+            return dict(saved.values)
+        start: dict[str, Any] | None = state
+        if saved.values:  # resume after the last step that finished (None: from the checkpoint)
+            log.info("chunk_resumed", first_item=first_index, next=list(saved.next))
+            start = None
+        # "sync": a step's checkpoint is on disk before the next step starts (a crash then
+        # loses at most the step in progress)
+        out = await self._checkpointed.ainvoke(start, config, context=context, durability="sync")
         return out
 
 

@@ -63,7 +63,7 @@ FULL: dict[str, Any] = {
     "seed": 0,
     "jobs": 1000,
     "uncached_sample": 3,
-    "latency_clients": 16,
+    "latency_clients": 50,  # the job-service issue's setting
     "latency_requests": 2000,
     "latency_rate": [200.0, 500.0],
     "latency_limit_s": 20.0,

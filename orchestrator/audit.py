@@ -27,9 +27,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from orchestrator.sqlite_file import SQLiteFile
+from orchestrator.sqlite_file import open_db
 
-__all__ = ["AuditLog", "AuditRecord", "default_db_path"]
+__all__ = ["AuditLog", "AuditRecord", "db_location", "default_db_path"]
 
 _COLUMNS = """
     ts                TEXT NOT NULL,
@@ -51,6 +51,13 @@ _COLUMNS = """
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def db_location(path: str | Path | None) -> Path | str:
+    """A store location: a path, a ``postgresql://`` URL kept as text, or the default file."""
+    if path is None:
+        return default_db_path()
+    return str(path) if str(path).startswith(("postgresql://", "postgres://")) else Path(path)
 
 
 def default_db_path() -> Path:
@@ -99,8 +106,9 @@ class AuditLog:
     """
 
     def __init__(self, path: str | Path | None = None) -> None:
-        self.path = Path(path) if path is not None else default_db_path()
-        self._db = SQLiteFile(
+        #: a SQLite file, or the ``postgresql://`` store it shares
+        self.path: Path | str = db_location(path)
+        self._db = open_db(
             self.path,
             f"CREATE TABLE IF NOT EXISTS llm_audit (id INTEGER PRIMARY KEY, {_COLUMNS});"
             "CREATE INDEX IF NOT EXISTS llm_audit_job ON llm_audit (job_id);",

@@ -187,7 +187,7 @@ def _record(
     except (sqlite3.Error, OSError) as exc:
         err.print(f"[yellow]warning[/]: job {job.id} not recorded in the store: {exc}")
         return
-    where = settings.data_dir / "orchestrator.db"
+    where = settings.store_location
     err.print(f"job {job.id} recorded in {where}: `orchestrator report {job.id}`", highlight=False)
 
 

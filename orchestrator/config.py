@@ -110,6 +110,12 @@ class Settings(BaseSettings):
         default_factory=lambda: default_db_path().parent,
         description="where the SQLite store (plans, audit of big-model calls) lives",
     )
+    store_url: str | None = Field(
+        default=None,
+        description="the store: jobs, audit of big-model calls, plan cache, examples, review queue "
+        "and LangGraph checkpoints; postgresql://USER@HOST:PORT/DB (the postgres extra) or "
+        "sqlite:///PATH; default <data dir>/orchestrator.db",
+    )
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="'auto' is JSON when stderr is not a terminal"
     )
@@ -127,6 +133,16 @@ class Settings(BaseSettings):
 
         price_of(value)  # ValueError names the known models
         return value
+
+    @property
+    def store_location(self) -> str:
+        """Where the store is: ``store_url``, else ``<data dir>/orchestrator.db``."""
+        return self.store_url or str(self.data_dir / "orchestrator.db")
+
+    @property
+    def postgres_store(self) -> bool:
+        """The store is a Postgres database (checkpoints go there too)."""
+        return self.store_location.startswith(("postgresql://", "postgres://"))
 
     def serve_defaults(self) -> ServeOptions:
         """The serve executor's options for a skill that declares none of its own."""

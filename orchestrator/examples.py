@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.audit import default_db_path
-from orchestrator.sqlite_file import SQLiteFile
+from orchestrator.audit import db_location
+from orchestrator.sqlite_file import open_db
 
 __all__ = ["Example", "ExampleStore"]
 
@@ -51,8 +51,8 @@ class ExampleStore:
     """Append-only store of labelled examples (thread-safe; one connection behind a lock)."""
 
     def __init__(self, path: Path | str | None = None) -> None:
-        self.path = Path(path) if path is not None else default_db_path()
-        self._db = SQLiteFile(self.path, _SCHEMA)
+        self.path = db_location(path)
+        self._db = open_db(self.path, _SCHEMA)
 
     def add(self, examples: Iterable[Example]) -> int:
         """Store examples; returns how many."""

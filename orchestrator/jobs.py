@@ -459,7 +459,7 @@ class JobManager:
             return contextlib.nullcontext()
         from orchestrator.step_checkpoints import open_step_checkpoints
 
-        return open_step_checkpoints(settings.data_dir / "step_checkpoints.db")
+        return open_step_checkpoints(settings)
 
     async def _run_todo(
         self,

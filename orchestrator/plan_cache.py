@@ -13,10 +13,10 @@ import json
 import time
 from pathlib import Path
 
-from orchestrator.audit import default_db_path
+from orchestrator.audit import db_location
 from orchestrator.registry import Registry
 from orchestrator.spec import GraphSpec
-from orchestrator.sqlite_file import SQLiteFile
+from orchestrator.sqlite_file import open_db
 
 __all__ = ["PlanCache", "plan_key", "registry_fingerprint"]
 
@@ -51,8 +51,8 @@ class PlanCache:
     """Validated plans by key, in SQLite (thread-safe; one connection behind a lock)."""
 
     def __init__(self, path: Path | str | None = None) -> None:
-        self.path = Path(path) if path is not None else default_db_path()
-        self._db = SQLiteFile(self.path, _SCHEMA)
+        self.path = db_location(path)
+        self._db = open_db(self.path, _SCHEMA)
 
     def get(self, key: str) -> GraphSpec | None:
         """The cached plan for ``key`` (and count the hit), or None."""
@@ -67,8 +67,9 @@ class PlanCache:
     def put(self, key: str, task: str, fields: dict[str, str], spec: GraphSpec) -> None:
         """Store a validated plan."""
         self._db.execute(
-            "INSERT OR REPLACE INTO plans (key, task, fields, spec_yaml, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO plans (key, task, fields, spec_yaml, created_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET task = excluded.task, fields = excluded.fields, "
+            "spec_yaml = excluded.spec_yaml, created_at = excluded.created_at",
             (key, task, json.dumps(fields), spec.to_yaml(), time.time()),
         )
 

@@ -16,7 +16,7 @@ A report is read from the job store (``<data dir>/orchestrator.db``): jobs the s
 
 Example::
 
-    with Store(settings.data_dir / "orchestrator.db") as store:
+    with open_store(settings.store_location) as store:
         report = build_report(load_job(store, job_id), price_of("gpt-4o-mini"))
     write_report(report, Path("reports") / job_id)   # report.md, report.json, *.png
 
@@ -40,7 +40,7 @@ from orchestrator.baseline import CHARS_PER_TOKEN, Measurement
 from orchestrator.errors import SetupError
 from orchestrator.ledger import Ledger
 from orchestrator.prices import Price
-from orchestrator.store import JobRecord, Store, StoredItem, ledger_from_raw
+from orchestrator.store import JobRecord, Store, StoredItem, ledger_from_raw, open_store
 
 if TYPE_CHECKING:
     from orchestrator.config import Settings
@@ -128,7 +128,7 @@ def record_run(
     ledger = job.ledger
     failed = error is not None or bool(ledger.items and not ledger.succeeded)
     score = job.score
-    with Store(settings.data_dir / "orchestrator.db") as store:
+    with open_store(settings.store_location) as store:
         return store.record_finished(
             job.id,
             owner=owner,

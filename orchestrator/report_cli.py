@@ -48,7 +48,7 @@ def report_command(
     from orchestrator.config import Settings
     from orchestrator.prices import price_of
     from orchestrator.report import build_report, load_job, measure_job, usd, write_report
-    from orchestrator.store import Store
+    from orchestrator.store import open_store
     from orchestrator.telemetry import configure_logging
 
     try:
@@ -59,7 +59,7 @@ def report_command(
         raise typer.Exit(2) from None
     configure_logging(settings.log_format, "WARNING")
     price = price_of(settings.report_price_model)
-    with Store(settings.data_dir / "orchestrator.db") as store:
+    with open_store(settings.store_location) as store:
         try:
             job = load_job(store, job_id)
         except OrchestratorError as exc:

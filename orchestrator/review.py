@@ -20,7 +20,7 @@ small-model work, not worth a trip to the cluster. Their calls are not added to 
 
 Example::
 
-    desk = ReviewDesk(data_dir, compile_graph=runtime.compile, examples=runtime.examples)
+    desk = ReviewDesk(settings, compile_graph=runtime.compile, examples=runtime.examples)
     ticket = desk.queue.list()[0]
     done = await desk.answer(ticket.id, {"intent": "balance"}, reviewer="ana")
     done.result  # the finished item's result line
@@ -31,13 +31,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypedDict
 
 import yaml
 
 from orchestrator.aggregate import Scorecard, collect_chunk
 from orchestrator.compiler import CompiledGraph, RunContext, step_nodes
+from orchestrator.config import Settings
 from orchestrator.errors import ReviewError
 from orchestrator.examples import Example, ExampleStore
 from orchestrator.executors.local import LocalExecutor
@@ -78,13 +78,13 @@ class ReviewDesk:
 
     def __init__(
         self,
-        data_dir: Path,
+        settings: Settings,
         *,
         compile_graph: Callable[[GraphSpec], CompiledGraph],
         examples: ExampleStore | None = None,
     ) -> None:
-        self.queue = ReviewQueue(data_dir / "orchestrator.db")
-        self._checkpoints = data_dir / "review_checkpoints.db"
+        self.queue = ReviewQueue(settings.store_location)
+        self._settings = settings
         self._compile = compile_graph
         self._examples = examples
         self._executor = LocalExecutor()
@@ -150,10 +150,9 @@ class ReviewDesk:
     async def _threads(self, graph: CompiledGraph) -> AsyncIterator[Any]:
         """The review graph for ``graph`` over the SQLite checkpointer (one connection per use:
         the desk is called from the job runner's loop and the API's loop alike)."""
-        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+        from orchestrator.step_checkpoints import open_checkpointer
 
-        self._checkpoints.parent.mkdir(parents=True, exist_ok=True)
-        async with AsyncSqliteSaver.from_conn_string(str(self._checkpoints)) as saver:
+        async with open_checkpointer(self._settings, "review_checkpoints.db") as saver:
             yield _review_graph(graph, saver)
 
 

@@ -108,7 +108,7 @@ def answer_command(
         with Runtime(executor="local", settings=settings) as runtime:
             done = runtime.answer_review(ticket, answer, reviewer=reviewer)
         assert done.result is not None
-        with open_store(settings.data_dir / "orchestrator.db") as store:
+        with open_store(settings.store_location) as store:
             store.replace_result(done.job_id, done.item_idx, done.result)
     except OrchestratorError as exc:
         _exit(exc)
@@ -139,7 +139,7 @@ def _settings(data_dir: Path | None) -> Any:
 def _queue(data_dir: Path | None) -> contextlib.closing[ReviewQueue]:
     from orchestrator.review_queue import ReviewQueue
 
-    return contextlib.closing(ReviewQueue(_settings(data_dir).data_dir / "orchestrator.db"))
+    return contextlib.closing(ReviewQueue(_settings(data_dir).store_location))
 
 
 def _short(value: Any, width: int = 48) -> str:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from orchestrator.sqlite_file import SQLiteFile
+from orchestrator.audit import db_location
+from orchestrator.sqlite_file import open_db
 
 __all__ = ["ReviewQueue", "Ticket", "TicketDraft"]
 
@@ -115,8 +116,8 @@ class ReviewQueue:
     """Tickets in SQLite (thread-safe: one connection behind a lock)."""
 
     def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self._db = SQLiteFile(self.path, _SCHEMA)
+        self.path = db_location(path)
+        self._db = open_db(self.path, _SCHEMA)
 
     def file(self, draft: TicketDraft) -> tuple[Ticket, bool]:
         """File a ticket; returns it and whether it is new (False: the item was already filed)."""

@@ -110,13 +110,13 @@ class Runtime:
     def gateway(self) -> LLMGateway:
         """The big model: configured providers, else the embedded model (started on first use).
 
-        Every call is audited in the SQLite store under ``settings.data_dir``.
+        Every call is audited in the store (``settings.store_location``).
         """
         if self._gateway is None:
             from orchestrator.audit import AuditLog
             from orchestrator.embedded import default_gateway
 
-            audit = AuditLog(self.settings.data_dir / "orchestrator.db")
+            audit = AuditLog(self.settings.store_location)
             self._stack.callback(audit.close)
             self._gateway = default_gateway(stack=self._stack, audit=audit)
         return self._gateway
@@ -127,7 +127,7 @@ class Runtime:
         if self._examples is None:
             from orchestrator.examples import ExampleStore
 
-            self._examples = ExampleStore(self.settings.data_dir / "orchestrator.db")
+            self._examples = ExampleStore(self.settings.store_location)
             self._stack.callback(self._examples.close)
         return self._examples
 
@@ -138,7 +138,7 @@ class Runtime:
             from orchestrator.review import ReviewDesk
 
             self._reviews = ReviewDesk(
-                self.settings.data_dir, compile_graph=self.compile, examples=self.examples
+                self.settings, compile_graph=self.compile, examples=self.examples
             )
             self._stack.callback(self._reviews.close)
         return self._reviews
@@ -155,7 +155,7 @@ class Runtime:
             from orchestrator.plan_cache import PlanCache
             from orchestrator.planner import Planner
 
-            cache = PlanCache(self.settings.data_dir / "orchestrator.db")
+            cache = PlanCache(self.settings.store_location)
             self._stack.callback(cache.close)
             self._planner = Planner(self.gateway, self.registry, cache=cache)
         return self._planner

@@ -25,7 +25,7 @@ from typing import Annotated, Any
 
 import typer
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestrator.auth import ApiKey, new_key
 from orchestrator.config import Settings
@@ -94,9 +94,25 @@ class ServiceSettings(BaseModel):
             retry_after_s=self.retry_after_s,
         )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_store(cls, data: Any) -> Any:
+        """The service's ``store_url`` is the runtime's too: audit, plan cache, examples, review
+        queue and checkpoints live where the jobs do."""
+        if not isinstance(data, dict) or not data.get("store_url"):
+            return data
+        url, runtime = data["store_url"], data.get("runtime")
+        if runtime is None:
+            return {**data, "runtime": Settings(store_url=url)}
+        if isinstance(runtime, Settings) and not runtime.store_url:
+            return {**data, "runtime": runtime.model_copy(update={"store_url": url})}
+        if isinstance(runtime, dict) and not runtime.get("store_url"):
+            return {**data, "runtime": {**runtime, "store_url": url}}
+        return data
+
     @property
     def store_location(self) -> str:
-        return self.store_url or str(self.runtime.data_dir / "orchestrator.db")
+        return self.store_url or self.runtime.store_location
 
 
 def load_service_settings(

@@ -14,7 +14,19 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-__all__ = ["SQLiteFile"]
+__all__ = ["SQLiteFile", "open_db"]
+
+
+def open_db(location: Path | str, schema: str) -> Any:
+    """The tables of ``schema`` in a SQLite file (a path or ``sqlite:///path``) or, for a
+    ``postgresql://`` URL, in that database (:class:`~orchestrator.store_postgres.PostgresFile`).
+    Both answer ``execute`` / ``executemany`` / ``close`` alike; the SQL must be portable."""
+    text = str(location)
+    if text.startswith(("postgresql://", "postgres://")):
+        from orchestrator.store_postgres import PostgresFile
+
+        return PostgresFile(text, schema)
+    return SQLiteFile(text.removeprefix("sqlite:///"), schema)
 
 
 class SQLiteFile:

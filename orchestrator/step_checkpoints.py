@@ -17,9 +17,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["chunk_thread", "open_step_checkpoints"]
+if TYPE_CHECKING:
+    from orchestrator.config import Settings
+
+__all__ = ["chunk_thread", "open_checkpointer", "open_step_checkpoints"]
 
 #: the one custom type in a chunk's state (besides builtins), allowed through the checkpoint
 #: deserializer explicitly
@@ -31,16 +34,50 @@ def chunk_thread(job_id: str, first_index: int) -> str:
     return f"{job_id}:{first_index}"
 
 
-@contextlib.asynccontextmanager
-async def open_step_checkpoints(path: Path) -> AsyncIterator[Any]:
-    """A LangGraph ``AsyncSqliteSaver`` on ``path`` (one connection, for one job run)."""
-    import aiosqlite
+def open_step_checkpoints(settings: Settings) -> contextlib.AbstractAsyncContextManager[Any]:
+    """The step checkpointer of a job run (see :func:`open_checkpointer`)."""
+    return open_checkpointer(settings, "step_checkpoints.db")
+
+
+def open_checkpointer(
+    settings: Settings, sqlite_file: str
+) -> contextlib.AbstractAsyncContextManager[Any]:
+    """A LangGraph checkpointer where the store is: the Postgres database of a ``postgresql://``
+    store (``langgraph-checkpoint-postgres``), else ``<data dir>/<sqlite_file>``. One connection,
+    for one job run or one review answer."""
+    if settings.postgres_store:
+        return _postgres(settings.store_location)
+    return _sqlite(settings.data_dir / sqlite_file)
+
+
+def _serde() -> Any:
     from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+    return JsonPlusSerializer(allowed_msgpack_modules=_STATE_TYPES)
+
+
+@contextlib.asynccontextmanager
+async def _postgres(url: str) -> AsyncIterator[Any]:
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from psycopg import AsyncConnection
+    from psycopg.rows import dict_row
+
+    conn = await AsyncConnection.connect(
+        url, autocommit=True, prepare_threshold=0, row_factory=dict_row
+    )
+    async with conn:
+        saver = AsyncPostgresSaver(conn, serde=_serde())
+        await saver.setup()
+        yield saver
+
+
+@contextlib.asynccontextmanager
+async def _sqlite(path: Path) -> AsyncIterator[Any]:
+    import aiosqlite
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
     path.parent.mkdir(parents=True, exist_ok=True)
     async with aiosqlite.connect(str(path)) as conn:
-        serde = JsonPlusSerializer(allowed_msgpack_modules=_STATE_TYPES)
-        saver = AsyncSqliteSaver(conn, serde=serde)
+        saver = AsyncSqliteSaver(conn, serde=_serde())
         await saver.setup()
         yield saver

@@ -28,17 +28,54 @@ __all__ = ["PostgresStore"]
 _WRITE_LOCK = 0x0C4E57
 _TYPES = (
     (" WITHOUT ROWID", ""),
+    ("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY"),
     ("INTEGER PRIMARY KEY,", "BIGSERIAL PRIMARY KEY,"),
     (" REAL", " DOUBLE PRECISION"),
 )
 
 
-def postgres_schema() -> str:
-    """The SQLite schema with Postgres' types."""
-    schema = _SCHEMA
+def postgres_schema(schema: str = _SCHEMA) -> str:
+    """A SQLite schema (the job store's by default) with Postgres' types."""
     for sqlite_type, postgres_type in _TYPES:
         schema = schema.replace(sqlite_type, postgres_type)
     return schema
+
+
+class PostgresFile:
+    """:class:`~orchestrator.sqlite_file.SQLiteFile`'s interface on a Postgres database: the
+    audit log, plan cache, examples and review queue live next to the job store when it is on
+    Postgres. One autocommit connection behind a lock, like the SQLite file."""
+
+    def __init__(self, url: str, schema: str) -> None:
+        import psycopg
+
+        self.url = url
+        try:
+            self._conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            where = "postgresql://" + url.split("@")[-1]
+            raise ConfigError(f"cannot reach the Postgres store at {where}: {exc}") from None
+        self._db = _Adapter(self._conn)
+        self._lock = threading.Lock()
+        with self._lock, self._conn.transaction():
+            for statement in postgres_schema(schema).split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement; its rows (empty for writes without RETURNING)."""
+        with self._lock:
+            cursor = self._db.execute(sql, params)
+            return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one statement per row, in one transaction."""
+        with self._lock, self._conn.transaction():
+            self._db.executemany(sql, rows)
+
+    def close(self) -> None:
+        with self._lock, contextlib.suppress(Exception):
+            self._conn.close()
 
 
 class _Adapter:

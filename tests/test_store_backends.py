@@ -5,6 +5,7 @@ Postgres, with chunks committing concurrently."""
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
@@ -141,3 +142,79 @@ def test_a_service_job_on_postgres(postgres_url, tmp_path, builtin_registry):
     assert final["ledger"]["items"] == 30 and final["ledger"]["chunks"] == 8
     assert [line["id"] for line in lines] == [f"t{i}" for i in range(30)]
     assert health["checks"]["store"] == "ok"
+
+
+def test_the_whole_store_on_postgres(postgres_url, tmp_path, builtin_registry):
+    """With a postgresql:// store, everything the service keeps lives there: jobs and results,
+    the audit of big-model calls, examples, the review queue and the LangGraph checkpoints."""
+    import psycopg
+    import yaml
+
+    from orchestrator import Runtime
+    from orchestrator.api import create_app
+    from orchestrator.audit import AuditLog
+    from orchestrator.llm import LLMGateway, Provider
+    from orchestrator.serve import ServiceSettings
+    from orchestrator.testing import StubLLMServer
+
+    def answer(request):
+        items = json.loads(request["messages"][-1]["content"].split("Items:\n", 1)[1])
+        return {"answers": {str(i["index"]): {"intent": "balance"} for i in items}}
+
+    graph = yaml.safe_load((ROOT / "graphs" / "outbound_call_turn.yaml").read_text())
+    for step in graph["steps"]:
+        if step["id"] == "intent":
+            step["escalation"] = {"threshold": "calibrated", "review_below": 0.3}
+    graph["name"] = "turn_review"
+    graphs = tmp_path / "graphs"
+    graphs.mkdir()
+    (graphs / "turn_review.yaml").write_text(yaml.safe_dump(graph))
+    keys = make_keys()
+    data = tmp_path / "data"
+    settings = ServiceSettings(
+        runtime=Settings(
+            executor="local", data_dir=data, skills_dir=ROOT / "skills", escalate=True
+        ),
+        graphs_dir=graphs,
+        api_keys=keys.configs,
+        store_url=postgres_url,
+    )
+    assert settings.runtime.store_location == postgres_url  # one store for everything
+    texts = ["what is my account balance", "hmm maybe the thing with the stuff", "blorf quux zzz"]
+    items = [{"id": f"t{i}", "utterance": t} for i, t in enumerate(texts)]
+    with StubLLMServer(default=answer) as stub:
+        provider = Provider(name="stub", base_url=stub.base_url, model="m", max_attempts=1)
+        audit = AuditLog(settings.runtime.store_location)  # what Runtime.gateway does by default
+        gateway = LLMGateway([provider], audit=audit)
+        runtime = Runtime(registry=builtin_registry, settings=settings.runtime, gateway=gateway)
+        with runtime, serve_app(create_app(settings, runtime=runtime)) as url:
+            admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {keys.admin}"})
+            job = admin.post("/v1/jobs", json={"graph": "turn_review", "items": items}).json()
+            deadline = time.monotonic() + 60
+            while admin.get(f"/v1/jobs/{job['id']}").json()["status"] != "succeeded":
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            waiting = admin.get("/v1/reviews", params={"job_id": job["id"]}).json()
+            assert [t["item_id"] for t in waiting] == ["t1", "t2"]
+            done = admin.post(
+                f"/v1/reviews/{waiting[0]['id']}/answer", json={"answer": {"intent": "balance"}}
+            )
+            assert done.status_code == 200, done.text
+            admin.close()
+        audit.close()
+    with psycopg.connect(postgres_url) as db:
+        count = {
+            table: db.execute(
+                f"SELECT COUNT(*) FROM {table} WHERE job_id = %s", (job["id"],)
+            ).fetchone()[0]
+            for table in ("job_results", "reviews", "llm_audit", "examples")
+        }
+        count["checkpoints"] = db.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0]
+        answered = db.execute(
+            "SELECT status FROM reviews WHERE job_id = %s ORDER BY id", (job["id"],)
+        ).fetchall()
+    assert count["job_results"] == 3 and count["reviews"] == 2 and count["llm_audit"] >= 1
+    assert count["examples"] >= 2  # the big model's answers and the reviewer's
+    assert [a[0] for a in answered] == ["answered", "waiting"]
+    assert count["checkpoints"] >= 1  # the review threads (step threads go once committed)
+    assert not (data / "orchestrator.db").exists()  # nothing went to the SQLite default

@@ -54,10 +54,14 @@ def _now() -> str:
 
 
 def db_location(path: str | Path | None) -> Path | str:
-    """A store location: a path, a ``postgresql://`` URL kept as text, or the default file."""
+    """A store location: a path (``sqlite:///PATH`` too), a ``postgresql://`` URL kept as text,
+    or the default file."""
     if path is None:
         return default_db_path()
-    return str(path) if str(path).startswith(("postgresql://", "postgres://")) else Path(path)
+    text = str(path)
+    if text.startswith(("postgresql://", "postgres://")):
+        return text
+    return Path(text.removeprefix("sqlite:///") if text.startswith("sqlite:///") else text)
 
 
 def default_db_path() -> Path:

@@ -82,3 +82,39 @@ def wait_for(job_url: str, http: httpx.Client, *, timeout: float = 60) -> dict[s
             return view
         time.sleep(0.05)
     raise AssertionError(f"{job_url} did not end in {timeout} s")
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_service_process(config: Path, port: int, stderr_path: Path, env: dict[str, str]) -> Any:
+    """``python -m orchestrator.serve`` in its own session (so a test can SIGKILL the group),
+    once ``/readyz`` answers 200 (bounded: 60 s)."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "orchestrator.serve", "--port", str(port)]
+    process = subprocess.Popen(
+        [*command, "--config", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr_path.open("ab"),
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, stderr_path.read_text()[-3000:]
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise AssertionError("service did not become ready")

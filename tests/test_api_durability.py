@@ -13,9 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import textwrap
 import time
 from collections import Counter
@@ -24,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from api_server import free_port, start_service_process
 from postgres_server import postgres_bin, postgres_server
 
 from orchestrator.auth import new_key
@@ -124,12 +123,6 @@ def service_files(tmp_path, store_url):
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start(files: dict, port: int, stderr_path: Path) -> subprocess.Popen:
     env = {
         **os.environ,
@@ -137,26 +130,7 @@ def _start(files: dict, port: int, stderr_path: Path) -> subprocess.Popen:
         "SLOW_ECHO_LOG": str(files["log"]),
         "PYTHONUNBUFFERED": "1",
     }
-    command = [sys.executable, "-m", "orchestrator.serve", "--port", str(port)]
-    command += ["--config", str(files["config"])]
-    process = subprocess.Popen(
-        command,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=stderr_path.open("ab"),
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, stderr_path.read_text()[-3000:]
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise AssertionError("service did not become ready")
+    return start_service_process(files["config"], port, stderr_path, env)
 
 
 def _committed_chunks(store_url: str, job_id: str) -> set[int]:
@@ -166,7 +140,7 @@ def _committed_chunks(store_url: str, job_id: str) -> set[int]:
 
 def test_sigkill_mid_job_then_resume(service_files, tmp_path):
     files = service_files
-    port = _free_port()
+    port = free_port()
     stderr_path = tmp_path / "service.stderr"
     headers = {"Authorization": f"Bearer {files['key']}"}
     items = [{"id": i, "text": f"item {i}"} for i in range(ITEMS)]

@@ -13,9 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import textwrap
 import time
 from collections import Counter
@@ -23,7 +21,7 @@ from pathlib import Path
 
 import httpx
 import yaml
-from api_server import ROOT
+from api_server import ROOT, free_port, start_service_process
 
 from orchestrator.auth import new_key
 from orchestrator.store import open_store
@@ -120,28 +118,6 @@ def _service(tmp_path: Path) -> tuple[Path, str, dict[str, str]]:
     return config, key, env
 
 
-def _start(config: Path, env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "orchestrator.serve", "--port", str(port)]
-    process = subprocess.Popen(
-        [*command, "--config", str(config)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("ab"),
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()[-3000:]
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise AssertionError("service did not become ready")
-
-
 def _wait(process: subprocess.Popen, base: str, job_id: str, headers: dict) -> dict:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -157,21 +133,15 @@ def _wait(process: subprocess.Popen, base: str, job_id: str, headers: dict) -> d
     raise AssertionError("the job did not end")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_a_chunk_caught_by_a_crash_resumes_after_its_last_finished_step(tmp_path):
     config, key, env = _service(tmp_path)
     (tmp_path / "kill-once").write_text("")
     headers = {"Authorization": f"Bearer {key}"}
-    port, log = _free_port(), tmp_path / "service.stderr"
+    port, log = free_port(), tmp_path / "service.stderr"
     base = f"http://127.0.0.1:{port}"
     items = [{"id": i, "text": f"item {i}"} for i in range(ITEMS)]
 
-    first = _start(config, env, port, log)
+    first = start_service_process(config, port, log, env)
     job = httpx.post(
         f"{base}/v1/jobs", json={"graph": "two_steps", "items": items}, headers=headers
     )
@@ -183,7 +153,7 @@ def test_a_chunk_caught_by_a_crash_resumes_after_its_last_finished_step(tmp_path
         committed = store.completed_chunks(job_id)
     assert committed == {0, 1, 2}  # died inside chunk 3
 
-    second = _start(config, env, port, log)  # the job resumes by itself
+    second = start_service_process(config, port, log, env)  # the job resumes by itself
     try:
         view = _wait(second, base, job_id, headers)
         page = httpx.get(f"{base}/v1/jobs/{job_id}/results", headers=headers).json()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -218,3 +219,15 @@ def test_the_whole_store_on_postgres(postgres_url, tmp_path, builtin_registry):
     assert [a[0] for a in answered] == ["answered", "waiting"]
     assert count["checkpoints"] >= 1  # the review threads (step threads go once committed)
     assert not (data / "orchestrator.db").exists()  # nothing went to the SQLite default
+
+
+def test_a_sqlite_url_names_the_file(tmp_path):
+    """``sqlite:///PATH`` is the file PATH for every table, never a folder called ``sqlite:``."""
+    from orchestrator.audit import AuditLog
+    from orchestrator.review_queue import ReviewQueue
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    for table in (AuditLog(url), ReviewQueue(url)):
+        assert table.path == tmp_path / "store.db"
+        table.close()
+    assert (tmp_path / "store.db").exists() and not Path("sqlite:").exists()

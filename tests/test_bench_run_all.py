@@ -270,4 +270,6 @@ def test_benchmarks_md_in_the_tree_is_the_json_rendered():
     limit = rows[0]["items_per_s"]
     for row in rows:  # the derived ratios agree with the rates they come from
         # stored rounded (ratio to 4 decimals, rates to 0.1 items/s): equal within that
-        assert row["ratio_to_limit"] == pytest.approx(row["items_per_s"] / limit, rel=1e-3, abs=1e-4)
+        assert row["ratio_to_limit"] == pytest.approx(
+            row["items_per_s"] / limit, rel=1e-3, abs=1e-4
+        )

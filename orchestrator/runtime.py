@@ -373,7 +373,17 @@ class Job:
             return failed_chunk(chunk, ItemError("internal_error", repr(exc)), self.ledger)
         results = collect_chunk(resolved, chunk, state, self.ledger, self.score)
         if state.get("held"):
-            await self._file_reviews(raw, chunk, state, results)
+            try:
+                await self._file_reviews(raw, chunk, state, results)
+            except Exception as exc:  # the queue is unreachable: say so on the held items
+                log.exception("review_filing_failed", items=len(state["held"]))
+                error = ItemError("review_unavailable", f"could not file for review: {exc!r}")
+                for position, result in enumerate(results):
+                    if result.review is not None and result.review.ticket is None:
+                        results[position] = ItemResult(result.id, error=error)
+                        self.ledger.held_for_review -= 1
+                        self.ledger.succeeded -= 1
+                        self.ledger.failed += 1
         return results
 
     async def _file_reviews(

@@ -195,3 +195,18 @@ def _intent_columns() -> dict[str, list]:
         "intent.degraded": [False],
         "opt_out.opted_out": [False],
     }
+
+
+def test_an_unreachable_queue_fails_the_held_items_only(runtime, monkeypatch):
+    async def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(runtime.reviews, "hold", broken)
+    result = runtime.run(review_graph(), items())
+    by_id = {r.id: r for r in result.results}
+    assert by_id["t0"].ok and by_id["t1"].ok  # the sure items are untouched
+    for held in ("t2", "t3"):
+        assert by_id[held].error.code == "review_unavailable" and "disk full" in str(
+            by_id[held].error.message
+        )
+    assert result.ledger.held_for_review == 0 and result.ledger.failed == 2

@@ -424,11 +424,12 @@ class Job:
             self._checkpointed = self.graph.with_checkpointer(self._checkpoints)
         config["configurable"] = {"thread_id": chunk_thread(self.id, first_index)}
         saved = await self._checkpointed.aget_state(config)
-        if saved.values and not saved.next:  # ran to the end before a crash, not committed
-            log.info("chunk_restored", first_item=first_index)
-            return dict(saved.values)
         start: dict[str, Any] | None = state
-        if saved.values:  # resume after the last step that finished (None: from the checkpoint)
+        if saved.values:
+            # The chunk ran before a crash: continue from its checkpoint (``None``). LangGraph
+            # applies the writes of steps that finished after the last checkpoint and runs only
+            # what is left; a run that had finished just returns its final state. (The snapshot's
+            # own ``values`` lack those pending writes: never use them as the result.)
             log.info("chunk_resumed", first_item=first_index, next=list(saved.next))
             start = None
         # "sync": a step's checkpoint is on disk before the next step starts (a crash then

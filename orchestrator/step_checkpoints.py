@@ -4,8 +4,8 @@ The job service commits results per chunk; a chunk caught by a crash used to run
 first step. With step checkpoints (``Settings.step_checkpoints``, on by default in the service)
 the chunk's graph runs under a LangGraph checkpointer, one thread per chunk
 (``<job id>:<first item index>``): on resume, a chunk whose run had started continues after its
-last finished step (``ainvoke(None)``), and one that had finished but not yet committed is
-committed from its saved state without running anything. A chunk's thread is deleted once its
+last finished step (``ainvoke(None)``), and one that had finished but not yet committed gets its
+final state back without running anything. A chunk's thread is deleted once its
 results are committed, so the file holds only the chunks in flight.
 
 The state saved is the chunk's columns (a few hundred kB for 2,048 turns); ``bench/run_all.py``

@@ -43,7 +43,7 @@ from orchestrator.examples import Example, ExampleStore
 from orchestrator.executors.local import LocalExecutor
 from orchestrator.intake import Chunk
 from orchestrator.ledger import Ledger
-from orchestrator.review_queue import ReviewQueue, Ticket, TicketDraft
+from orchestrator.review_queue import ReviewQueue, Ticket, TicketDraft, review_thread
 from orchestrator.spec import GraphSpec
 from orchestrator.telemetry import get_logger
 from orchestrator.validation import ResolvedStep
@@ -96,14 +96,18 @@ class ReviewDesk:
         async with self._threads(graph) as threads:
             for item in items:
                 step = _step(graph, item.step)
-                ticket, new = self.queue.file(_draft(job_id, graph, spec_yaml, step, item))
-                if new:
+                ticket = self.queue.find(job_id, item.item_idx, item.step)
+                if ticket is None:
+                    # the paused thread first, then the ticket: a crash in between leaves no
+                    # ticket without a thread (the chunk runs again and pauses the same thread)
                     start: _ThreadState = {
                         "item_id": item.item_id,
                         "step": item.step,
                         "columns": item.columns,
                     }
-                    await threads.ainvoke(start, _config(ticket))
+                    thread = review_thread(job_id, item.item_idx, item.step)
+                    await threads.ainvoke(start, {"configurable": {"thread_id": thread}})
+                    ticket, _ = self.queue.file(_draft(job_id, graph, spec_yaml, step, item))
                 tickets.append(ticket.id)
         log.info("review_filed", job_id=job_id, tickets=len(tickets))
         return tickets

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from orchestrator.audit import db_location
 from orchestrator.sqlite_file import open_db
 
-__all__ = ["ReviewQueue", "Ticket", "TicketDraft"]
+__all__ = ["ReviewQueue", "Ticket", "TicketDraft", "review_thread"]
 
 Status = Literal["waiting", "answered"]
 
@@ -87,7 +87,7 @@ class Ticket(TicketDraft):
     @property
     def thread_id(self) -> str:
         """The LangGraph thread that waits for this ticket's answer."""
-        return f"review-{self.job_id}-{self.item_idx}-{self.step}"
+        return review_thread(self.job_id, self.item_idx, self.step)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON view (API, CLI ``--json``, dashboard); the graph YAML is left out."""
@@ -143,11 +143,17 @@ class ReviewQueue:
         )
         if rows:
             return self._must(int(rows[0][0])), True
-        found = self._db.execute(
+        found = self.find(draft.job_id, draft.item_idx, draft.step)
+        assert found is not None
+        return found, False
+
+    def find(self, job_id: str, item_idx: int, step: str) -> Ticket | None:
+        """The ticket of an item held by ``step``, if it was filed."""
+        rows = self._db.execute(
             f"SELECT {_COLUMNS} FROM reviews WHERE job_id = ? AND item_idx = ? AND step = ?",
-            (draft.job_id, draft.item_idx, draft.step),
+            (job_id, item_idx, step),
         )
-        return _ticket(found[0]), False
+        return _ticket(rows[0]) if rows else None
 
     def get(self, ticket_id: int) -> Ticket | None:
         rows = self._db.execute(f"SELECT {_COLUMNS} FROM reviews WHERE id = ?", (ticket_id,))
@@ -199,6 +205,11 @@ class ReviewQueue:
         ticket = self.get(ticket_id)
         assert ticket is not None
         return ticket
+
+
+def review_thread(job_id: str, item_idx: int, step: str) -> str:
+    """The LangGraph thread of an item held by ``step`` (known before its ticket is filed)."""
+    return f"review-{job_id}-{item_idx}-{step}"
 
 
 def _dump(value: Any) -> str:

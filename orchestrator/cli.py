@@ -22,8 +22,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator.cli_errors import fail_command
 from orchestrator.config import Settings
-from orchestrator.errors import OrchestratorError, SetupError
+from orchestrator.errors import OrchestratorError
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -43,11 +44,6 @@ def main() -> None:
 
 def _settings(**overrides: Any) -> Settings:
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
-
-
-def _fail(exc: OrchestratorError) -> typer.Exit:
-    err.print(f"[bold red]error[/] ({exc.code}): {exc}", highlight=False)
-    return typer.Exit(2 if isinstance(exc, SetupError) else 1)
 
 
 @app.command()
@@ -125,7 +121,7 @@ def run(
     except OrchestratorError as exc:
         if job is not None:
             _record(settings, job, started_at, sample, exc)
-        raise _fail(exc) from None
+        raise fail_command(exc) from None
     assert isinstance(job, Job)
     _record(settings, job, started_at, sample)
     summary = job.summary()
@@ -163,7 +159,7 @@ def plan(
         with Runtime(settings=settings) as runtime:
             made = runtime.plan(task, _parse_fields(fields))
     except OrchestratorError as exc:
-        raise _fail(exc) from None
+        raise fail_command(exc) from None
     spec = made.spec.model_copy(update={"name": name})
     text = spec.to_yaml()
     if output is not None:
@@ -215,7 +211,7 @@ def validate(
     try:
         compiled = compile_graph(load_graph(graph), Registry.from_folder(settings.skills_dir))
     except OrchestratorError as exc:
-        raise _fail(exc) from None
+        raise fail_command(exc) from None
     steps = ", ".join(f"{s.id}={s.skill.key}" for s in compiled.resolved.steps)
     print(f"{graph}: ok ({steps})")
 
@@ -232,7 +228,7 @@ def skills_list(
     try:
         registry = Registry.from_folder(settings.skills_dir)
     except OrchestratorError as exc:
-        raise _fail(exc) from None
+        raise fail_command(exc) from None
     rows: list[dict[str, Any]] = []
     for version in registry:
         aliases = [a for a, v in registry.aliases(version.name).items() if v == version.version]
@@ -279,7 +275,7 @@ def skills_build(
     try:
         outcomes = build_skills(settings.skills_dir, names or None, force=force)
     except OrchestratorError as exc:
-        raise _fail(exc) from None
+        raise fail_command(exc) from None
     for outcome in outcomes:
         took = f" in {outcome.seconds:.1f}s" if outcome.status == "built" else ""
         err.print(f"{outcome.name}: {outcome.status}{took}")

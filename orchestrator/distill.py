@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from orchestrator.calibration import DEFAULT_CONFIDENCE_LEVEL
+from orchestrator.cli_errors import fail_command
 from orchestrator.errors import OrchestratorError, SetupError
 from orchestrator.skill_kinds import normalize_text
 
@@ -666,12 +667,6 @@ def rollback(name: str, *, skills_dir: Path | str | None = None) -> dict[str, An
 # Command line (registered by orchestrator.cli)
 
 
-def _fail(exc: OrchestratorError) -> typer.Exit:
-    from orchestrator.training_cli import fail_command as fail
-
-    return fail(exc)
-
-
 SkillsDirOption = Annotated[
     Path | None, typer.Option(help="skills folder (default: ORCHESTRATOR_SKILLS_DIR or skills/)")
 ]
@@ -721,7 +716,7 @@ def distill_command(
                 jobs_db=jobs_db if jobs_db is not None else default_db_path(),
             )
     except OrchestratorError as exc:
-        raise _fail(exc) from None
+        raise fail_command(exc) from None
     if not json_out:
         print(report.render())
     print(json.dumps(report.to_dict()))
@@ -735,7 +730,7 @@ def promote_command(
     try:
         result = promote(skill, skills_dir=skills_dir)
     except OrchestratorError as exc:
-        raise _fail(exc) from None
+        raise fail_command(exc) from None
     print(json.dumps(result))
 
 
@@ -747,5 +742,5 @@ def rollback_command(
     try:
         result = rollback(skill, skills_dir=skills_dir)
     except OrchestratorError as exc:
-        raise _fail(exc) from None
+        raise fail_command(exc) from None
     print(json.dumps(result))

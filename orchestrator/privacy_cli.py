@@ -10,7 +10,8 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.errors import OrchestratorError, SetupError
+from orchestrator.cli_errors import fail_command
+from orchestrator.errors import OrchestratorError
 from orchestrator.privacy import redact_file
 
 __all__ = ["redact_command"]
@@ -36,8 +37,7 @@ def redact_command(
     try:
         summary = redact_file(input_path, output, field, [known] if known else [])
     except OrchestratorError as exc:
-        typer.echo(f"error ({exc.code}): {exc}", err=True)
-        raise typer.Exit(2 if isinstance(exc, SetupError) else 1) from None
+        raise fail_command(exc) from None
     sys.stdout.write(json.dumps(summary) + "\n")
     if summary["lines"] and not summary["redacted"]:
         raise typer.Exit(1)

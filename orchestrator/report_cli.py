@@ -10,7 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
-from orchestrator.errors import OrchestratorError, SetupError
+from orchestrator.cli_errors import fail_command
+from orchestrator.errors import OrchestratorError
 
 __all__ = ["report_command"]
 
@@ -63,8 +64,7 @@ def report_command(
         try:
             job = load_job(store, job_id)
         except OrchestratorError as exc:
-            typer.echo(f"error ({exc.code}): {exc}", err=True)
-            raise typer.Exit(2 if isinstance(exc, SetupError) else 1) from None
+            raise fail_command(exc) from None
         try:
             measured, note = measure_job(store, job, measure_sample, settings)
         except OrchestratorError as exc:  # no big model to measure with: report the counts

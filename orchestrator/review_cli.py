@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from orchestrator.cli_errors import fail_command
 from orchestrator.errors import OrchestratorError, SetupError
 
 if TYPE_CHECKING:
@@ -77,8 +78,8 @@ def show_command(
     with _queue(data_dir) as queue:
         found = queue.get(ticket)
     if found is None:
-        _exit(SetupError(f"no review ticket {ticket}; `orchestrator review list` shows them"))
-        return
+        message = f"no review ticket {ticket}; `orchestrator review list` shows them"
+        raise fail_command(SetupError(message))
     view: dict[str, Any] = found.to_dict()
     try:
         skill = Registry.from_folder(_settings(data_dir).skills_dir).resolve(found.skill)
@@ -111,8 +112,7 @@ def answer_command(
         with open_store(settings.store_location) as store:
             store.replace_result(done.job_id, done.item_idx, done.result)
     except OrchestratorError as exc:
-        _exit(exc)
-        return
+        raise fail_command(exc) from None
     print(json.dumps(done.result, default=str))
 
 
@@ -145,8 +145,3 @@ def _queue(data_dir: Path | None) -> contextlib.closing[ReviewQueue]:
 def _short(value: Any, width: int = 48) -> str:
     text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _exit(exc: OrchestratorError) -> None:
-    typer.echo(f"error ({exc.code}): {exc}", err=True)
-    raise typer.Exit(2 if isinstance(exc, SetupError) else 1)

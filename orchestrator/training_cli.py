@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from orchestrator.calibration import DEFAULT_CONFIDENCE_LEVEL
+from orchestrator.cli_errors import fail_command
 from orchestrator.csv_table import non_empty_column, read_csv
-from orchestrator.errors import OrchestratorError, SetupError
+from orchestrator.errors import OrchestratorError
 from orchestrator.evaluation import batch_from_table, evaluate, load_version, validation_data
 from orchestrator.training import train_tabular_classifier, train_text_classifier
 
@@ -38,11 +39,6 @@ def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
     return Console(stderr=stderr, soft_wrap=True)
-
-
-def fail_command(exc: OrchestratorError) -> typer.Exit:
-    _console(stderr=True).print(f"[bold red]error[/] ({exc.code}): {exc}", highlight=False)
-    return typer.Exit(2 if isinstance(exc, SetupError) else 1)
 
 
 def _emit(report: dict[str, Any]) -> None:

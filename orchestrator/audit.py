@@ -27,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from orchestrator.sqlite_file import open_db
+from orchestrator.sqlite_file import is_postgres, open_db, sqlite_path
 
 __all__ = ["AuditLog", "AuditRecord", "db_location", "default_db_path"]
 
@@ -58,10 +58,7 @@ def db_location(path: str | Path | None) -> Path | str:
     or the default file."""
     if path is None:
         return default_db_path()
-    text = str(path)
-    if text.startswith(("postgresql://", "postgres://")):
-        return text
-    return Path(text.removeprefix("sqlite:///") if text.startswith("sqlite:///") else text)
+    return str(path) if is_postgres(path) else sqlite_path(path)
 
 
 def default_db_path() -> Path:

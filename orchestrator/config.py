@@ -142,7 +142,9 @@ class Settings(BaseSettings):
     @property
     def postgres_store(self) -> bool:
         """The store is a Postgres database (checkpoints go there too)."""
-        return self.store_location.startswith(("postgresql://", "postgres://"))
+        from orchestrator.sqlite_file import is_postgres
+
+        return is_postgres(self.store_location)
 
     def serve_defaults(self) -> ServeOptions:
         """The serve executor's options for a skill that declares none of its own."""

@@ -14,19 +14,30 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-__all__ = ["SQLiteFile", "open_db"]
+__all__ = ["SQLiteFile", "is_postgres", "open_db", "sqlite_path"]
+
+_SQLITE_URL = "sqlite:///"
+
+
+def is_postgres(location: Path | str) -> bool:
+    """Whether a store location is a Postgres URL (else a SQLite file)."""
+    return str(location).startswith(("postgresql://", "postgres://"))
+
+
+def sqlite_path(location: Path | str) -> Path:
+    """The file of a SQLite location: a path, or a ``sqlite:///PATH`` URL."""
+    return Path(str(location).removeprefix(_SQLITE_URL))
 
 
 def open_db(location: Path | str, schema: str) -> Any:
     """The tables of ``schema`` in a SQLite file (a path or ``sqlite:///path``) or, for a
     ``postgresql://`` URL, in that database (:class:`~orchestrator.store_postgres.PostgresFile`).
     Both answer ``execute`` / ``executemany`` / ``close`` alike; the SQL must be portable."""
-    text = str(location)
-    if text.startswith(("postgresql://", "postgres://")):
+    if is_postgres(location):
         from orchestrator.store_postgres import PostgresFile
 
-        return PostgresFile(text, schema)
-    return SQLiteFile(text.removeprefix("sqlite:///"), schema)
+        return PostgresFile(str(location), schema)
+    return SQLiteFile(sqlite_path(location), schema)
 
 
 class SQLiteFile:

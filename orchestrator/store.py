@@ -45,6 +45,7 @@ from orchestrator.errors import ConfigError
 from orchestrator.intake import RawItem
 from orchestrator.ledger import Ledger
 from orchestrator.result import ItemResult
+from orchestrator.sqlite_file import is_postgres, sqlite_path
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -211,18 +212,16 @@ class ChunkOutcome:
 def open_store(url_or_path: str | Path) -> Store:
     """A store for ``sqlite:///path``, a plain path, or ``postgresql://user@host:port/db``."""
     text = str(url_or_path)
-    if text.startswith(("postgres://", "postgresql://")):
+    if is_postgres(text):
         from orchestrator.store_postgres import PostgresStore
 
         return PostgresStore(text)
-    if text.startswith("sqlite:///"):
-        text = text.removeprefix("sqlite:///")
-    elif "://" in text:
+    if "://" in text and not text.startswith("sqlite:///"):
         raise ConfigError(
             f"store URL {text.split('://')[0]}://... is neither sqlite:///PATH nor "
             "postgresql://USER@HOST:PORT/DB"
         )
-    return Store(Path(text))
+    return Store(sqlite_path(text))
 
 
 class Connection(Protocol):

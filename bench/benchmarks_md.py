@@ -152,8 +152,9 @@ def big_model_table(s: dict[str, Any]) -> Table:
     rows.append(["every turn / cascade", *[DASH] * 5, calls, DASH, DASH, tokens, wall, DASH, DASH])
     small = s["rows"][1]
     notes = [
-        f"big model: {s['provider']}; turns per call: {num(s['items_per_call'])}; threshold: "
-        f"{num(s['threshold'], 4)} (calibrated on CLINC150 val); seed of the draw: "
+        f"big model: {s['provider']}; turns per call: {num(s['items_per_call'])}; thresholds: "
+        f"{' / '.join(num(t, 4) for t in s.get('thresholds') or [s['threshold']])} (calibrated "
+        "on CLINC150 val); seed of the draw: "
         f"{num(s['seed'])}",
         f"cascade: turns kept by turn_intent: {num(small['kept_by_small_model'])}, at accuracy "
         f"{num(small['kept_accuracy'], 3)}; escalated turns left unanswered by the big model "

@@ -7,7 +7,8 @@ admits only turn_intent's labels, the privacy guard as in a job):
 
 - **all to the big model**: every turn is escalated, no small model runs;
 - **cascade**: ``Runtime.run`` of the outbound-call turn graph with escalation on; turn_intent
-  answers every turn and only the turns under its calibrated threshold go to the big model.
+  answers every turn, turn_intent_minilm the turns it is unsure of, and only what both are
+  unsure of goes to the big model (thresholds calibrated together on val).
 
 The embedded model serves one request at a time, so both paths send one call at a time
 (``max_concurrency=1``; more would only queue inside the server and hit the per-call time-out).
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cascade import calibrated_threshold, turn_graph
+from cascade import turn_graph
 
 from orchestrator import LocalExecutor, Registry, Runtime
 from orchestrator.audit import AuditLog
@@ -179,11 +180,9 @@ def measure(
     alternating order (a-b, b-a, ...), so a burst of load from other users hits both paths alike.
     One untimed warm-up first. ``audit`` (the gateway's audit log) adds the HTTP requests.
     """
-    threshold = calibrated_threshold(registry)
-    if threshold is None:
-        raise RuntimeError("turn_intent has no calibrated threshold: run orchestrator skills build")
-    spec = turn_graph(threshold, items_per_call, **ESCALATION)
+    spec = turn_graph(None, items_per_call, **ESCALATION)  # the calibrated thresholds
     step = next(s for s in compile_graph(spec, registry).resolved.steps if s.id == "intent")
+    thresholds = [step.threshold, *step.chain_thresholds]
     turns, spare = sample_turns(n, seed)
     settings = Settings(escalate=True, executor="local")
     with tempfile.TemporaryDirectory() as tmp:
@@ -204,7 +203,7 @@ def measure(
                 "b": functools.partial(cascade_round, runtime, spec, audit=audit),
             }
             big, small, rounds = run_rounds(paths, turns, round_size)
-    return _report(n, seed, threshold, items_per_call, gateway, big, small, rounds)
+    return _report(n, seed, thresholds, items_per_call, gateway, big, small, rounds)
 
 
 def run_rounds(
@@ -245,7 +244,7 @@ def _round_row(
 def _report(
     n: int,
     seed: int,
-    threshold: float,
+    thresholds: list[float],
     items_per_call: int,
     gateway: LLMGateway,
     big: dict[str, float],
@@ -260,7 +259,7 @@ def _report(
     return {
         "items": n,
         "seed": seed,
-        "threshold": round(threshold, 4),
+        "thresholds": [round(t, 4) for t in thresholds],
         "items_per_call": items_per_call,
         "provider": f"{provider.name} ({provider.model})",
         "rows": rows,

@@ -188,7 +188,7 @@ def throughput(args: argparse.Namespace, registry: Any) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         intent_only = Path(tmp) / "turn_intent_only.yaml"
         intent_only.write_text(turn_graph.INTENT_ONLY_YAML)
-        graphs = {"full": turn_graph.TURN_GRAPH, "intent": intent_only}
+        graphs = {"full": turn_graph.tier1_turn_graph(Path(tmp)), "intent": intent_only}
         for name in args.executor:
             runtime[name] = runtime_on(name, registry, graphs, items, args)
     print("measuring plain LangGraph, one invoke per item ...", file=sys.stderr)

@@ -23,7 +23,8 @@ How the threshold is chosen (:func:`choose_threshold`):
 - **Optional traffic mix** (``weights``, or ``label_shares`` in :func:`calibrate`): reweight the
   split so that, e.g., out-of-scope items weigh what they will in production. CLINC150's val split
   is 3 % out-of-scope and its test split 18 %: unweighted, a 97 % threshold from val keeps 95 % on
-  test.
+  test. The margin then uses the variance of the *weighted* estimate: 100 out-of-scope items
+  standing for 18 % of the traffic are a small sample, and the bound says so.
 - If the whole split reaches the target, the threshold is 0.0 (keep everything). If no threshold
   does, :class:`CalibrationError` says how close the best one came (or, with
   ``on_unreachable="escalate_all"``, the threshold is 1.0 and ``reachable`` is false).
@@ -102,7 +103,8 @@ class Curve:
     kept: np.ndarray
     coverage: np.ndarray
     selective_accuracy: np.ndarray
-    #: Kish effective sample size of each kept set (== kept when unweighted).
+    #: Effective sample size of each kept set's accuracy (== kept when unweighted; see
+    #: ``_effective_size``).
     effective_kept: np.ndarray
 
     def __len__(self) -> int:
@@ -167,11 +169,14 @@ def selective_curve(
     weight_kept = np.cumsum(w)
     right_kept = np.cumsum(w * right)
     square_kept = np.cumsum(w * w)
+    square_right_kept = np.cumsum(w * w * right)
     # One point per distinct confidence: the last item of each run of equal confidences.
     last = np.flatnonzero(np.append(conf[1:] != conf[:-1], True))
     with np.errstate(invalid="ignore", divide="ignore"):
         accuracy = right_kept[last] / weight_kept[last]
-        effective = weight_kept[last] ** 2 / square_kept[last]
+        effective = _effective_size(
+            accuracy, weight_kept[last], square_kept[last], square_right_kept[last]
+        )
     return Curve(
         thresholds=conf[last],
         kept=last + 1,
@@ -179,6 +184,30 @@ def selective_curve(
         selective_accuracy=np.nan_to_num(accuracy, nan=0.0),
         effective_kept=np.nan_to_num(effective, nan=0.0),
     )
+
+
+def _effective_size(
+    accuracy: np.ndarray, weight: np.ndarray, square: np.ndarray, square_right: np.ndarray
+) -> np.ndarray:
+    """The sample size a plain proportion would need to be as uncertain as each weighted one.
+
+    Kish's ``(sum w)^2 / sum w^2`` assumes errors spread evenly over the weights. They do not
+    when a rare label is reweighted: CLINC150 val's 100 out-of-scope turns weigh 18 % of the
+    split, and most kept errors are among them, so a handful of items carries the error rate.
+    The linearized variance of the weighted (ratio) estimate, ``sum w^2 (y - p)^2 / (sum w)^2``,
+    sees that; the size is ``p (1 - p) / variance`` (exactly the count when unweighted), and never
+    more than Kish's.
+    """
+    kish = weight**2 / square
+    # sum w^2 (y - p)^2 with y in {0, 1}: sum w^2 y (1 - 2p) + p^2 sum w^2
+    spread = square_right * (1 - 2 * accuracy) + accuracy**2 * square
+    with np.errstate(invalid="ignore", divide="ignore"):
+        design = np.where(
+            spread > 1e-15 * square,
+            accuracy * (1 - accuracy) * weight**2 / np.maximum(spread, 1e-300),
+            kish,
+        )
+    return np.minimum(kish, design)
 
 
 def default_min_kept(target_accuracy: float) -> int:

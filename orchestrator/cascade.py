@@ -4,7 +4,8 @@ For one step's batch, after the step's skill answered:
 
 1. items under the step's ``threshold`` are flagged ``escalate``;
 2. each skill of the escalation ``chain`` (cheapest first) answers the items still pending; an
-   answer at or above the threshold is kept;
+   answer at or above that skill's threshold is kept (the step's number, or with ``calibrated``
+   the thresholds calibrated for the chain, :mod:`orchestrator.step_thresholds`);
 3. with a big model configured for the job (:class:`Escalator`), the remaining items go to it in
    batches of ``items_per_call``, at most ``max_concurrency`` calls at once, with a prompt built
    from the skill's contract (description, output fields, their closed label sets) and an answer
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -27,12 +29,14 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from orchestrator.batching import predict_sliced
 from orchestrator.errors import RunError
 from orchestrator.examples import Example, ExampleStore
-from orchestrator.executors.base import Executor, check_predictions
+from orchestrator.executors.base import Executor
 from orchestrator.ledger import Ledger
 from orchestrator.llm import Budget, Completion, LLMGateway
 from orchestrator.skill import Batch, Predictions
+from orchestrator.state import StepStats
 from orchestrator.telemetry import get_logger
 from orchestrator.validation import ResolvedStep
 
@@ -153,6 +157,8 @@ class CascadeOutcome:
     escalate: np.ndarray
     answered_by: list[str]
     degraded: list[bool]
+    #: per chain skill that ran: the items it saw, its calls, the items it left unsure, its time
+    chain_stats: list[StepStats] = field(default_factory=list)
 
 
 async def run_cascade(
@@ -181,8 +187,18 @@ async def run_cascade(
     policy = step.spec.escalation
     if not pending or policy is None:
         return outcome
-    for version in step.chain:
-        pending = await _try_skill(version, batch, pending, threshold, executor, outcome)
+    tiers = step.chain_thresholds or (threshold,) * len(step.chain)
+    for version, tier_threshold in zip(step.chain, tiers, strict=True):
+        started = time.perf_counter()
+        seen = len(pending)
+        pending, calls = await _try_skill(
+            step, version, batch, pending, tier_threshold, executor, outcome
+        )
+        outcome.chain_stats.append(
+            StepStats(
+                step.id, version.key, seen, calls, len(pending), time.perf_counter() - started
+            )
+        )
         if not pending:
             return outcome
     if escalator is None or not policy.to_llm:
@@ -201,19 +217,20 @@ async def run_cascade(
 
 
 async def _try_skill(
+    step: ResolvedStep,
     version: Any,
     batch: Batch,
     pending: list[int],
     threshold: float,
     executor: Executor,
     outcome: CascadeOutcome,
-) -> list[int]:
-    """Let one chain skill answer the pending rows; returns the rows still under the threshold."""
+) -> tuple[list[int], int]:
+    """Let one chain skill answer the pending rows (in slices of its ``max_batch``); returns the
+    rows still under the threshold, and the calls it took."""
     fields = list(version.skill_cls.Input.model_fields)
     sub = {f: [batch[f][i] for i in pending] for f in fields if f in batch}
-    preds = check_predictions(
-        await executor.predict(version.key, sub), version, len(pending), f"chain {version.key}"
-    )
+    where = f"step {step.id!r}, chain {version.key}"
+    preds, calls = await predict_sliced(executor, version, sub, len(pending), where)
     confidence = np.asarray(preds.confidence, dtype=np.float64)
     still: list[int] = []
     for j, i in enumerate(pending):
@@ -224,7 +241,8 @@ async def _try_skill(
             outcome.outputs[f][i] = _as_list(preds.outputs[f])[j]
         outcome.confidence[i] = confidence[j]
         outcome.answered_by[i] = version.key
-    return still
+        outcome.escalate[i] = False  # settled by a small model: it never reaches the big one
+    return still, calls
 
 
 def answer_schema(step: ResolvedStep, group: Sequence[int]) -> type[BaseModel]:

@@ -124,8 +124,10 @@ def _step_node(step: ResolvedStep, known_pii: Mapping[str, str]) -> Any:
         seconds = time.perf_counter() - started
         update, new_errors = _scatter(step, outcome, item_errors, size, live)
         escalated = int(outcome.escalate.sum()) if outcome is not None else 0
+        chain = outcome.chain_stats if outcome is not None else []
+        seconds -= sum(s.seconds for s in chain)  # each chain skill's time is its own
         stats = StepStats(step.id, step.skill.key, count, calls, escalated, seconds)
-        return {"columns": update, "errors": new_errors, "held": held, "stats": [stats]}
+        return {"columns": update, "errors": new_errors, "held": held, "stats": [stats, *chain]}
 
     run_step.__name__ = f"step_{step.id}"
     return run_step

@@ -183,6 +183,8 @@ def evaluate(
 #: Share of out-of-scope turns turn_intent's calibration split is reweighted to by default: the
 #: traffic mix the project plans for (CLINC150's test split has it too; its val split has 3 %).
 TURN_INTENT_OOS_SHARE = 0.18
+#: Skills whose default validation split is CLINC150 val + oos_val.
+CLINC150_SKILLS = ("turn_intent", "turn_intent_minilm")
 
 
 def validation_data(version: SkillVersion) -> tuple[Any, list[str], str, dict[str, float] | None]:
@@ -198,7 +200,7 @@ def validation_data(version: SkillVersion) -> tuple[Any, list[str], str, dict[st
             table = read_csv(path)
             labels = non_empty_column(table, config["label_column"], "label")
             return batch_from_table(version, table), labels, f"{path.name} (stored)", None
-    if version.name == "turn_intent":
+    if version.name in CLINC150_SKILLS:
         from skills.data import clinc150_eval
 
         pairs = clinc150_eval("val")

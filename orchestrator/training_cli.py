@@ -225,7 +225,13 @@ def calibrate_command(
         list[str] | None,
         typer.Option(help="reweight to a traffic mix: LABEL=SHARE, repeatable (e.g. oos=0.18)"),
     ] = None,
-    confidence_level: ConfidenceOption = DEFAULT_CONFIDENCE_LEVEL,
+    confidence_level: Annotated[
+        float | None,
+        typer.Option(
+            help="the threshold's one-sided Wilson lower bound must reach the target at this "
+            "level (0.5: no margin) [default: 0.9; 0.95 with --after]"
+        ),
+    ] = None,
     min_kept: Annotated[
         int | None, typer.Option(help="fewest kept items a threshold needs to count")
     ] = None,
@@ -233,12 +239,24 @@ def calibrate_command(
         str | None, typer.Option(help="output compared with the labels (default: the label)")
     ] = None,
     store: Annotated[bool, typer.Option(help="write the threshold into the manifest")] = True,
+    after: Annotated[
+        str | None,
+        typer.Option(
+            help="calibrate SKILL as the escalation chain's tier after this skill: both "
+            "thresholds are chosen together, on the items as the chain routes them"
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print the JSON line only")] = False,
     skills_dir: SkillsDirOption = None,
 ) -> None:
     """Choose the lowest threshold whose kept answers reach --target-accuracy on a validation
-    split; store it with the skill version; print the coverage curve."""
+    split; store it with the skill version; print the coverage curve. With --after FIRST, choose
+    FIRST's and SKILL's thresholds together for a chain FIRST -> SKILL."""
     from orchestrator.calibration import calibrate
+    from orchestrator.chain_calibration import DEFAULT_CHAIN_CONFIDENCE_LEVEL, calibrate_after
+
+    if confidence_level is None:
+        confidence_level = DEFAULT_CHAIN_CONFIDENCE_LEVEL if after else DEFAULT_CONFIDENCE_LEVEL
 
     shares = _parse_shares(label_share)
     try:
@@ -251,6 +269,22 @@ def calibrate_command(
         else:
             data, labels, source, default_shares = validation_data(version)
             shares = shares if shares is not None else default_shares
+        if after is not None:
+            pair = calibrate_after(
+                version,
+                load_version(after, skills_dir),
+                data,
+                labels,
+                target_accuracy,
+                label_shares=shares,
+                min_kept=min_kept,
+                confidence_level=confidence_level,
+                output_field=output_field,
+                source=source,
+                store=store,
+            )
+            print(json.dumps({"skill": version.key, "stored": store, **pair.summary()}))
+            return
         result = calibrate(
             version,
             data,

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, create_model
 from orchestrator.errors import GraphIssue, GraphValidationError, UnknownSkillError
 from orchestrator.registry import Registry, SkillVersion
 from orchestrator.spec import INPUT_SOURCE, Binding, GraphSpec, Step
+from orchestrator.step_thresholds import step_thresholds
 
 __all__ = ["ResolvedGraph", "ResolvedStep", "assignable", "resolve_graph"]
 
@@ -43,6 +44,8 @@ class ResolvedStep:
     chain: tuple[SkillVersion, ...] = ()
     #: confidence under which items escalate (a ``calibrated`` spec resolved to its number)
     threshold: float = 0.0
+    #: per chain skill, the confidence its answer must reach to be kept
+    chain_thresholds: tuple[float, ...] = ()
     #: small-model confidence under which items are held for human review (0: never)
     review_below: float = 0.0
     #: every step this one reads from, directly or not (a held item skips the step when one of
@@ -77,9 +80,13 @@ def resolve_graph(spec: GraphSpec, registry: Registry) -> ResolvedGraph:
     issues: list[GraphIssue] = []
     skills = _resolve_skills(spec, registry, issues)
     chains = {s.id: _resolve_chain(s, skills.get(s.id), registry, issues) for s in spec.steps}
-    thresholds = {s.id: _threshold(s, skills.get(s.id), issues) for s in spec.steps}
+    thresholds: dict[str, tuple[float, tuple[float, ...]]] = {}
     for s in spec.steps:
-        _check_review(s, thresholds.get(s.id, 0.0), issues)
+        threshold, tiers, problems = step_thresholds(s, skills.get(s.id), chains[s.id])
+        thresholds[s.id] = (threshold, tiers)
+        issues += [GraphIssue(f"step {s.id!r}", problem) for problem in problems]
+    for s in spec.steps:
+        _check_review(s, thresholds[s.id][0], issues)
     _check_ids(spec, issues)
     outputs_of = {
         step.id: _output_types(skills[step.id]) for step in spec.steps if step.id in skills
@@ -116,7 +123,8 @@ def resolve_graph(spec: GraphSpec, registry: Registry) -> ResolvedGraph:
             skill=skills[step_id],
             depends_on=_dependencies(spec.step(step_id)),  # type: ignore[arg-type]
             chain=chains[step_id],
-            threshold=thresholds.get(step_id, 0.0),
+            threshold=thresholds[step_id][0],
+            chain_thresholds=thresholds[step_id][1],
             review_below=_review_below(spec.step(step_id)),  # type: ignore[arg-type]
             ancestors=ancestors[step_id],
         )
@@ -139,29 +147,6 @@ def _resolve_skills(
         if problem:
             issues.append(GraphIssue(f"step {step.id!r}", problem))
         found[step.id] = version
-    return found
-
-
-def _threshold(step: Step, skill: SkillVersion | None, issues: list[GraphIssue]) -> float:
-    """The step's escalation threshold as a number (looking up a calibrated one)."""
-    if step.escalation is None:
-        return 0.0
-    if step.escalation.threshold != "calibrated":
-        return float(step.escalation.threshold)
-    if skill is None:
-        return 0.0
-    from orchestrator.calibration import stored_threshold
-
-    found = stored_threshold(skill)
-    if found is None:
-        issues.append(
-            GraphIssue(
-                f"step {step.id!r}",
-                f"threshold 'calibrated' but {skill.key} has no calibration for its current "
-                f"artifacts; run `orchestrator skills calibrate {skill.name}` or give a number",
-            )
-        )
-        return 0.0
     return found
 
 

@@ -101,7 +101,8 @@ def two_node() -> dict[str, Any]:
             keys = {h._actor_id.hex(): k for k, h in runtime.executor._actors.items()}
         _check_one_result_per_item(result.results, items)
         actor_nodes = sorted({a["node_id"] for a in actors})
-        assert len(actors) == 3, f"expected 3 skill actors, got {actors}"
+        # turn_intent, its second tier turn_intent_minilm, opt_out, next_action
+        assert len(actors) == 4, f"expected 4 skill actors, got {actors}"
         assert set(actor_nodes) == set(nodes), f"actors on {actor_nodes}, nodes {nodes}"
         return {
             "items": len(result.results),

@@ -44,8 +44,8 @@ def test_job_runs_on_a_two_node_cluster_with_skill_actors_on_both_nodes():
     outcome = _scenario("two_node", timeout_s=240)
     assert outcome["items"] == 300
     assert outcome["nodes"] == 2
-    # three skill actors (one per skill version) spread over both nodes
-    assert len(outcome["actor_nodes"]) == 3
+    # four skill actors (one per skill version) spread over both nodes
+    assert len(outcome["actor_nodes"]) == 4
     assert len(set(outcome["actor_nodes"].values())) == 2
 
 
@@ -80,6 +80,7 @@ def test_deploy_config_writes_one_serve_deployment_per_aliased_skill_version(tmp
         "next_action--1_0_0",
         "opt_out--1_0_0",
         "turn_intent--1_0_0",
+        "turn_intent_minilm--1_0_0",
     }
     turn = deployments["turn_intent--1_0_0"]
     assert turn["ray_actor_options"] == {"num_cpus": 0.25}

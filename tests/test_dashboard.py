@@ -74,8 +74,8 @@ def service(tmp_path_factory, keys, builtin_registry):
     turn_graph = (ROOT / "graphs" / "outbound_call_turn.yaml").read_text(encoding="utf-8")
     (graphs / "outbound_call_turn.yaml").write_text(turn_graph, encoding="utf-8")
     reviewed = turn_graph.replace("name: outbound_call_turn", "name: call_turn_reviewed").replace(
-        "escalation: {threshold: calibrated}",
-        "escalation: {threshold: calibrated, review_below: 0.3}",
+        "escalation: {threshold: calibrated, chain: [turn_intent_minilm@prod]}",
+        "escalation: {threshold: calibrated, chain: [turn_intent_minilm@prod], review_below: 0.3}",
     )
     assert "review_below" in reviewed
     (graphs / "call_turn_reviewed.yaml").write_text(reviewed, encoding="utf-8")

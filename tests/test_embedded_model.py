@@ -24,7 +24,13 @@ def test_plan_with_no_configuration_uses_the_embedded_model(
     assert result.exit_code == 0, result.output
     spec = load_graph(out)  # parses, and the CLI validated it against the registry
     assert spec.inputs["utterance"].type == "str"
-    assert {s.skill for s in spec.steps} <= {"turn_intent", "opt_out", "next_action", "lead_score"}
+    assert {s.skill for s in spec.steps} <= {
+        "turn_intent",
+        "turn_intent_minilm",
+        "opt_out",
+        "next_action",
+        "lead_score",
+    }
     # every call went to the embedded server on loopback, and was audited
     with AuditLog(tmp_path / "orchestrator.db") as audit:
         rows = audit.records()

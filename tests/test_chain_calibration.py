@@ -1,0 +1,173 @@
+"""Two-tier calibration (a cheap skill, then a dearer one on what it is unsure of), and the margin
+of a reweighted split."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from orchestrator.calibration import choose_threshold, selective_curve
+from orchestrator.chain_calibration import (
+    calibrate_after,
+    choose_chain_thresholds,
+    stored_chain_thresholds,
+)
+from orchestrator.registry import Registry, SkillVersion
+from orchestrator.step_thresholds import step_thresholds
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _tiers(n: int = 6000, seed: int = 1):
+    """Tier 1 is sure and right on easy items, unsure on hard ones; tier 2 is better on hard ones,
+    but its confidence means less there than it does on the whole split."""
+    rng = np.random.default_rng(seed)
+    hard = rng.random(n) < 0.4
+    c1 = np.where(hard, rng.beta(2, 3, n), rng.beta(8, 1, n))
+    r1 = rng.random(n) < np.where(hard, c1 * 0.7, c1)
+    c2 = np.where(hard, rng.beta(4, 2, n), rng.beta(9, 1, n))
+    r2 = rng.random(n) < np.where(hard, c2 * 0.95, np.minimum(1.0, c2 + 0.02))
+    return c1, r1, c2, r2
+
+
+def _union(c1, r1, c2, r2, t1, t2):
+    first = c1 >= t1
+    kept = first | (c2 >= t2)
+    right = np.where(first, r1, r2)
+    return kept, right
+
+
+def test_chain_thresholds_reach_the_target_on_the_items_as_the_chain_routes_them() -> None:
+    c1, r1, c2, r2 = _tiers()
+    pair = choose_chain_thresholds(c1, r1, c2, r2, 0.95, after="first@1", confidence_level=None)
+    assert pair.reachable and pair.after == "first@1"
+    kept, right = _union(c1, r1, c2, r2, pair.first_threshold, pair.threshold)
+    assert right[kept].mean() >= 0.95
+    assert kept.mean() == pytest.approx(pair.coverage)
+    assert (c1 < pair.first_threshold).mean() == pytest.approx(pair.second_share)
+    # the chain keeps more than the first tier alone at the same target...
+    alone = choose_threshold(c1, r1, 0.95)
+    assert pair.coverage > alone.coverage + 0.05
+    # ...and more safely than each tier's own threshold: the second tier sees the hard items
+    own2 = choose_threshold(c2, r2, 0.95).threshold
+    kept_own, right_own = _union(c1, r1, c2, r2, alone.threshold, own2)
+    assert right_own[kept_own].mean() < 0.95
+
+
+def test_an_unreachable_chain_escalates_everything() -> None:
+    c1, _, c2, _ = _tiers(500)
+    wrong = np.zeros(500, dtype=bool)
+    pair = choose_chain_thresholds(c1, wrong, c2, wrong, 0.9, after="a@1")
+    assert not pair.reachable and pair.first_threshold == pair.threshold == 1.0
+
+
+def test_mismatched_lengths_are_refused() -> None:
+    from orchestrator.calibration import CalibrationError
+
+    with pytest.raises(CalibrationError, match="both tiers' answers for every item"):
+        choose_chain_thresholds([0.5], [True], [0.5, 0.6], [True, True], 0.9, after="a@1")
+
+
+def test_a_rare_label_reweighted_widens_the_margin() -> None:
+    """100 items standing for 18 % of the traffic are a small sample: when the errors sit among
+    them, the effective size of the kept set is far under Kish's, and never above it."""
+    n_common, n_rare = 3000, 100
+    right = np.r_[np.ones(n_common, dtype=bool), np.arange(n_rare) >= 30]  # 30 rare errors
+    weights = np.r_[np.full(n_common, 0.82 / n_common), np.full(n_rare, 0.18 / n_rare)]
+    curve = selective_curve(np.ones(n_common + n_rare), right, weights)
+    kish = weights.sum() ** 2 / (weights**2).sum()
+    p = 0.82 + 0.18 * 0.7
+    variance = (weights**2 * (right - p) ** 2).sum() / weights.sum() ** 2
+    assert curve.effective_kept[-1] == pytest.approx(p * (1 - p) / variance)  # ~579
+    assert curve.effective_kept[-1] < kish / 3  # Kish: ~1,824
+    plain = selective_curve(np.ones(n_common + n_rare), right)
+    assert plain.effective_kept[-1] == pytest.approx(n_common + n_rare)  # unweighted: the count
+
+
+# ---------------------------------------------------------------- stored with the built skills
+
+
+@pytest.fixture(scope="module")
+def tiers(builtin_registry):
+    return builtin_registry.resolve("turn_intent"), builtin_registry.resolve("turn_intent_minilm")
+
+
+def test_the_shipped_turn_graph_uses_the_pair_calibrated_together(builtin_registry, tiers) -> None:
+    from orchestrator import compile_graph, load_graph
+
+    first, second = tiers
+    pair = stored_chain_thresholds(second, first)
+    assert pair is not None
+    graph = compile_graph(load_graph(ROOT / "graphs" / "outbound_call_turn.yaml"), builtin_registry)
+    step = next(s for s in graph.resolved.steps if s.id == "intent")
+    assert (step.threshold, *step.chain_thresholds) == pair
+    # the pair differs from each skill's own threshold: it was chosen for the chain
+    from orchestrator.calibration import stored_threshold
+
+    assert pair != (stored_threshold(first), stored_threshold(second))
+
+
+def test_a_changed_first_skill_falls_back_to_each_skills_own_threshold(tiers) -> None:
+    from orchestrator.calibration import stored_threshold
+    from orchestrator.spec import Step
+
+    first, second = tiers
+    assert first.manifest is not None
+    artifacts = dict(first.manifest.artifacts)
+    artifacts["model.onnx"] = artifacts["model.onnx"].model_copy(update={"sha256": "0" * 64})
+    retrained = SkillVersion(
+        first.skill_cls, first.folder, first.manifest.model_copy(update={"artifacts": artifacts})
+    )
+    assert stored_chain_thresholds(second, retrained) is None
+    step = Step.model_validate(
+        {
+            "id": "intent",
+            "skill": "turn_intent",
+            "inputs": {"text": "input.utterance"},
+            "escalation": {"threshold": "calibrated", "chain": ["turn_intent_minilm"]},
+        }
+    )
+    threshold, chain, problems = step_thresholds(step, retrained, (second,))
+    assert problems == [
+        "threshold 'calibrated' but turn_intent@1.0.0 has no calibration for its "
+        "current artifacts; run `orchestrator skills calibrate turn_intent` or "
+        "give a number"
+    ]
+    threshold, chain, problems = step_thresholds(step, first, (second,))
+    assert (threshold, *chain) == stored_chain_thresholds(second, first) and not problems
+    numeric = step.model_copy(
+        update={"escalation": step.escalation.model_copy(update={"threshold": 0.5})}
+    )
+    assert step_thresholds(numeric, first, (second,)) == (0.5, (0.5,), [])
+    assert stored_threshold(second) is not None
+
+
+def test_calibrate_after_stores_the_pair_keyed_by_the_first_version(tmp_path, tiers) -> None:
+    from skills.data import clinc150_eval
+
+    first, second = tiers
+    assert second.folder is not None
+    folder = tmp_path / "turn_intent_minilm"
+    folder.mkdir()
+    shutil.copy(second.folder / "manifest.yaml", folder / "manifest.yaml")
+    (folder / "artifacts").symlink_to(second.folder / "artifacts")
+    copy = SkillVersion(second.skill_cls, folder, second.manifest)
+    pairs = clinc150_eval("val")[::8]  # 388 items, both tiers run on all of them
+    result = calibrate_after(
+        copy, first, [t for t, _ in pairs], [y for _, y in pairs], 0.9, source="val / 8"
+    )
+    stored = yaml.safe_load((folder / "manifest.yaml").read_text())["metrics"]
+    record = stored["calibration_after"][first.key]
+    assert record["first_threshold"] == result.first_threshold
+    assert record["threshold"] == result.threshold and record["source"] == "val / 8"
+    # everything else in the manifest is as it was
+    before = yaml.safe_load((second.folder / "manifest.yaml").read_text())
+    assert {k: v for k, v in stored.items() if k != "calibration_after"} == {
+        k: v for k, v in before["metrics"].items() if k != "calibration_after"
+    }
+    reloaded = Registry.from_folder(tmp_path).resolve("turn_intent_minilm")
+    assert stored_chain_thresholds(reloaded, first) == (result.first_threshold, result.threshold)

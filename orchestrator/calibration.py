@@ -46,14 +46,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import yaml
 
 from orchestrator.errors import SetupError, SkillDefinitionError
 from orchestrator.manifest import (
-    MANIFEST_FILENAME,
     SkillManifest,
     artifacts_fingerprint,
     load_manifest,
+    write_manifest,
 )
 
 if TYPE_CHECKING:
@@ -268,13 +267,7 @@ class Calibration:
             "val_kept": int(self.kept),
             "min_kept": int(self.min_kept),
         }
-        if self.confidence_level is not None:
-            out["confidence_level"] = float(self.confidence_level)
-        if self.label_shares:
-            out["label_shares"] = {k: float(v) for k, v in self.label_shares.items()}
-        if self.source:
-            out["source"] = self.source
-        return out
+        return out | provenance(self.confidence_level, self.label_shares, self.source)
 
     def summary(self) -> dict[str, Any]:
         """One JSON-ready line: the record plus the curve at round coverage levels."""
@@ -285,6 +278,20 @@ class Calibration:
                 for row in self.curve.rows(self.threshold)
             ]
         return out
+
+
+def provenance(
+    confidence_level: float | None, label_shares: Mapping[str, float] | None, source: str | None
+) -> dict[str, Any]:
+    """How a stored calibration was measured: its margin, traffic mix and split (those given)."""
+    out: dict[str, Any] = {}
+    if confidence_level is not None:
+        out["confidence_level"] = float(confidence_level)
+    if label_shares:
+        out["label_shares"] = {k: float(v) for k, v in label_shares.items()}
+    if source:
+        out["source"] = source
+    return out
 
 
 def choose_threshold(
@@ -547,10 +554,7 @@ def write_calibration(folder: Any, calibration: Calibration) -> SkillManifest:
     record["artifacts_fingerprint"] = artifacts_fingerprint(manifest)
     metrics = {**manifest.metrics, "calibration": record}
     updated = manifest.model_copy(update={"metrics": metrics})
-    data = updated.model_dump(mode="json", exclude_none=True)
-    (folder / MANIFEST_FILENAME).write_text(
-        yaml.safe_dump(data, sort_keys=False, width=100), encoding="utf-8"
-    )
+    write_manifest(folder, updated)
     return updated
 
 

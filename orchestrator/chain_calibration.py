@@ -33,17 +33,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import yaml
 
 from orchestrator.calibration import (
     CalibrationError,
     choose_threshold,
     columns_for,
     predict_labels,
+    provenance,
     same_label,
     share_weights,
 )
-from orchestrator.manifest import MANIFEST_FILENAME, artifacts_fingerprint, load_manifest
+from orchestrator.manifest import artifacts_fingerprint, load_manifest, write_manifest
 
 if TYPE_CHECKING:
     from orchestrator.registry import SkillVersion
@@ -104,13 +104,7 @@ class ChainCalibration:
             "val_second_kept": round(float(self.second_kept), 4),
             "val_items": int(self.items),
         }
-        if self.confidence_level is not None:
-            out["confidence_level"] = float(self.confidence_level)
-        if self.label_shares:
-            out["label_shares"] = {k: float(v) for k, v in self.label_shares.items()}
-        if self.source:
-            out["source"] = self.source
-        return out
+        return out | provenance(self.confidence_level, self.label_shares, self.source)
 
     def summary(self) -> dict[str, Any]:
         """One JSON-ready line."""
@@ -245,12 +239,7 @@ def write_chain_calibration(folder: Any, result: ChainCalibration, first: SkillV
     after = dict(manifest.metrics.get("calibration_after") or {})
     after[result.after] = record
     metrics = {**manifest.metrics, "calibration_after": after}
-    data = manifest.model_copy(update={"metrics": metrics}).model_dump(
-        mode="json", exclude_none=True
-    )
-    (folder / MANIFEST_FILENAME).write_text(
-        yaml.safe_dump(data, sort_keys=False, width=100), encoding="utf-8"
-    )
+    write_manifest(folder, manifest.model_copy(update={"metrics": metrics}))
 
 
 def stored_chain_thresholds(

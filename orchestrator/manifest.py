@@ -156,8 +156,13 @@ def record_build(folder: Path, files: list[str], metrics: dict[str, Any]) -> Ski
         and calibration.get("artifacts_fingerprint") == artifacts_fingerprint(updated)
     ):
         updated.metrics["calibration"] = calibration
-    data = updated.model_dump(mode="json", exclude_none=True)
+    write_manifest(folder, updated)
+    return updated
+
+
+def write_manifest(folder: Path, manifest: SkillManifest) -> None:
+    """Write ``manifest`` as ``folder/manifest.yaml`` (fields in model order, unset ones left out)."""
+    data = manifest.model_dump(mode="json", exclude_none=True)
     (folder / MANIFEST_FILENAME).write_text(
         yaml.safe_dump(data, sort_keys=False, width=100), encoding="utf-8"
     )
-    return updated

@@ -21,6 +21,7 @@ from orchestrator.manifest import (
     MANIFEST_FILENAME,
     SkillManifest,
     load_manifest,
+    write_manifest,
 )
 from orchestrator.skill_kinds import (
     CONFIG_FILE,
@@ -194,25 +195,12 @@ def write_folder(
         aliases=target.aliases,
         train=train_command,
     )
-    import yaml
-
-    (stage / MANIFEST_FILENAME).write_text(
-        yaml.safe_dump(manifest.model_dump(mode="json", exclude_none=True), sort_keys=False),
-        encoding="utf-8",
-    )
+    write_manifest(stage, manifest)
     return f"{module}:{cls}"
 
 
 def set_aliases(folder: Path, aliases: list[str]) -> None:
-    import yaml
-
-    manifest = load_manifest(folder).model_copy(update={"aliases": aliases})
-    (folder / MANIFEST_FILENAME).write_text(
-        yaml.safe_dump(
-            manifest.model_dump(mode="json", exclude_none=True), sort_keys=False, width=100
-        ),
-        encoding="utf-8",
-    )
+    write_manifest(folder, load_manifest(folder).model_copy(update={"aliases": aliases}))
 
 
 def train_command_line(

@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Local Ray stays on loopback and without token auth files (see docs/ARCHITECTURE.md).
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 
-.PHONY: demo test lint typecheck unit skills bench bench-all clean
+.PHONY: demo test lint typecheck unit skills tree-before clean-tree bench bench-all clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,11 +22,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 skills: $(STAMP)
 	$(BIN)/orchestrator skills build
 
-demo: skills
+demo: tree-before skills
 	mkdir -p .demo
 	$(BIN)/python examples/clinc_turns.py --split test --output .demo/clinc150_test.jsonl
 	$(BIN)/orchestrator run graphs/outbound_call_turn.yaml \
 		--input .demo/clinc150_test.jsonl --output .demo/outbound_call_turn.out.jsonl --json
+	@$(MAKE) --no-print-directory clean-tree
 
 lint: $(STAMP)
 	$(BIN)/ruff check orchestrator skills tests bench examples
@@ -38,7 +39,22 @@ typecheck: $(STAMP)
 unit: skills
 	$(BIN)/pytest
 
-test: lint typecheck unit
+test: tree-before lint typecheck unit
+	@$(MAKE) --no-print-directory clean-tree
+
+# A build, a demo or a test run never writes a file git sees (machine-dependent results live in
+# skills/*/artifacts/build.json, which git ignores): `git status` after the run must be what it was
+# before (empty on a fresh clone). Outside a git checkout there is nothing to check.
+TREE := $(VENV)/.tree-before
+tree-before: | $(BIN)/python
+	@git status --porcelain > $(TREE) 2>/dev/null || true
+
+clean-tree:
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && \
+		! git status --porcelain | cmp -s - $(TREE); then \
+		echo "this run changed what git sees (git status --porcelain, before and after):"; \
+		git status --porcelain | diff $(TREE) - ; exit 1; \
+	fi
 
 bench: skills
 	$(BIN)/python bench/turn_graph.py

@@ -514,7 +514,7 @@ def _skill_view(registry: Any, name: str) -> dict[str, Any]:
                 "status": "ready" if problem is None else "not built",
                 "problem": problem,
                 "description": version.skill_cls.description,
-                "metrics": version.manifest.metrics if version.manifest else {},
+                "metrics": version.build.metrics if version.build else {},
             }
         )
     return {"name": name, "versions": versions}

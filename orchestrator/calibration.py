@@ -29,8 +29,10 @@ How the threshold is chosen (:func:`choose_threshold`):
   does, :class:`CalibrationError` says how close the best one came (or, with
   ``on_unreachable="escalate_all"``, the threshold is 1.0 and ``reachable`` is false).
 
-The result is stored with the skill version, in its manifest, as ``metrics.calibration`` (with a
-fingerprint of the artifacts it was measured on: retraining makes it stale).
+The result is stored with the skill version, in its build record (``artifacts/build.json``, beside
+the artifacts, not tracked), as ``calibration``, with a fingerprint of the artifacts it was
+measured on: retraining makes it stale, and ``orchestrator skills build`` recomputes it from the
+validation split the manifest names (:mod:`orchestrator.build_calibration`).
 
 Example::
 
@@ -47,13 +49,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from orchestrator.errors import SetupError, SkillDefinitionError
-from orchestrator.manifest import (
-    SkillManifest,
+from orchestrator.build_record import (
+    BuildRecord,
     artifacts_fingerprint,
-    load_manifest,
-    write_manifest,
+    load_build_record,
+    update_build_record,
 )
+from orchestrator.errors import SetupError, SkillDefinitionError
 
 if TYPE_CHECKING:
     from orchestrator.registry import SkillVersion
@@ -254,7 +256,7 @@ class Calibration:
     curve: Curve | None = field(default=None, repr=False, compare=False)
 
     def record(self) -> dict[str, Any]:
-        """The ``metrics.calibration`` block stored in the manifest (JSON/YAML-safe)."""
+        """The ``calibration`` block stored in the build record (JSON-safe)."""
         out: dict[str, Any] = {
             "threshold": float(self.threshold),
             "target_accuracy": float(self.target_accuracy),
@@ -502,6 +504,7 @@ def calibrate(
     split: str = "val",
     source: str | None = None,
     store: bool = True,
+    by: str = "hand",
     on_unreachable: Literal["raise", "escalate_all"] = "raise",
     skill: Skill | None = None,
 ) -> Calibration:
@@ -510,7 +513,7 @@ def calibrate(
     ``texts_or_rows``: texts for a one-field skill, or rows (dicts), or columns. ``label_shares``
     reweights the split to a traffic mix (e.g. ``{"oos": 0.18}``); ``confidence_level`` (default
     0.9, None for none) puts a margin under the target. With ``store`` the result goes into the
-    version's manifest as ``metrics.calibration`` (artifacts untouched).
+    version's build record as ``calibration`` (artifacts untouched).
     """
     batch = columns_for(version.skill_cls, texts_or_rows)
     expected = list(labels)
@@ -540,39 +543,37 @@ def calibrate(
         label_shares=dict(label_shares) if label_shares else None,
     )
     if store and version.folder is not None:
-        write_calibration(version.folder, result)
+        write_calibration(version.folder, result, by=by)
     return result
 
 
-def write_calibration(folder: Any, calibration: Calibration) -> SkillManifest:
-    """Add (or replace) ``metrics.calibration`` in ``folder/manifest.yaml``; nothing else changes."""
+def write_calibration(folder: Any, calibration: Calibration, *, by: str = "hand") -> BuildRecord:
+    """Store ``calibration`` in the folder's build record (``by``: "hand" or "build", so a build
+    knows which ones it may recompute); the artifacts and everything else stay."""
     from pathlib import Path
 
     folder = Path(folder)
-    manifest = load_manifest(folder)
     record = calibration.record()
-    record["artifacts_fingerprint"] = artifacts_fingerprint(manifest)
-    metrics = {**manifest.metrics, "calibration": record}
-    updated = manifest.model_copy(update={"metrics": metrics})
-    write_manifest(folder, updated)
-    return updated
+    record["artifacts_fingerprint"] = artifacts_fingerprint(load_build_record(folder))
+    record["by"] = by
+    return update_build_record(folder, calibration=record)
 
 
-def stored_calibration(manifest: SkillManifest | None) -> dict[str, Any] | None:
-    """The manifest's calibration block, or None if there is none or it is stale (the artifacts
-    changed since it was measured)."""
-    if manifest is None:
+def stored_calibration(build: BuildRecord | None) -> dict[str, Any] | None:
+    """The build's calibration, or None if there is none or it is stale (the artifacts changed
+    since it was measured)."""
+    if build is None:
         return None
-    record = manifest.metrics.get("calibration")
+    record = build.calibration
     if not isinstance(record, Mapping) or "threshold" not in record:
         return None
     fingerprint = record.get("artifacts_fingerprint")
-    if fingerprint is not None and fingerprint != artifacts_fingerprint(manifest):
+    if fingerprint is not None and fingerprint != artifacts_fingerprint(build):
         return None
     return dict(record)
 
 
 def stored_threshold(version: SkillVersion) -> float | None:
     """The calibrated threshold stored with ``version``, or None (not calibrated, or stale)."""
-    record = stored_calibration(version.manifest)
+    record = stored_calibration(version.build)
     return float(record["threshold"]) if record is not None else None

@@ -14,8 +14,8 @@ chosen together, on the items as the chain routes them (:func:`choose_chain_thre
 - the pair keeping most of the (weighted) split wins; on a tie, the one sending fewer items to the
   second tier.
 
-The result is stored with the *second* skill's version, keyed by the first skill's version and
-both artifacts' fingerprints (``metrics.calibration_after``): a step whose threshold is
+The result is stored in the *second* skill's build record, keyed by the first skill's version and
+both artifacts' fingerprints (``calibration_after``): a step whose threshold is
 ``calibrated`` uses the pair when its skill and chain match, and each skill's own threshold
 otherwise.
 
@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from orchestrator.build_record import artifacts_fingerprint, load_build_record, update_build_record
 from orchestrator.calibration import (
     CalibrationError,
     choose_threshold,
@@ -43,7 +44,6 @@ from orchestrator.calibration import (
     same_label,
     share_weights,
 )
-from orchestrator.manifest import artifacts_fingerprint, load_manifest, write_manifest
 
 if TYPE_CHECKING:
     from orchestrator.registry import SkillVersion
@@ -53,6 +53,7 @@ __all__ = [
     "ChainCalibration",
     "calibrate_after",
     "choose_chain_thresholds",
+    "stored_chain_record",
     "stored_chain_thresholds",
 ]
 
@@ -92,7 +93,7 @@ class ChainCalibration:
     source: str | None = None
 
     def record(self) -> dict[str, Any]:
-        """The block stored under ``metrics.calibration_after[after]`` (JSON/YAML-safe)."""
+        """The block stored under ``calibration_after[after]`` in the build record (JSON/YAML-safe)."""
         out: dict[str, Any] = {
             "first_threshold": float(self.first_threshold),
             "threshold": float(self.threshold),
@@ -191,6 +192,7 @@ def calibrate_after(
     output_field: str | None = None,
     source: str | None = None,
     store: bool = True,
+    by: str = "hand",
 ) -> ChainCalibration:
     """Run ``first`` then ``version`` on a labelled split, choose both thresholds, store them."""
     from dataclasses import replace
@@ -223,23 +225,41 @@ def calibrate_after(
         result, source=source, label_shares=dict(label_shares) if label_shares else None
     )
     if store and version.folder is not None:
-        write_chain_calibration(version.folder, result, first)
+        write_chain_calibration(version.folder, result, first, by=by)
     return result
 
 
-def write_chain_calibration(folder: Any, result: ChainCalibration, first: SkillVersion) -> None:
-    """Add (or replace) ``metrics.calibration_after[first.key]`` in ``folder/manifest.yaml``."""
+def write_chain_calibration(
+    folder: Any, result: ChainCalibration, first: SkillVersion, *, by: str = "hand"
+) -> None:
+    """Add (or replace) ``calibration_after[first.key]`` in the folder's build record."""
     from pathlib import Path
 
     folder = Path(folder)
-    manifest = load_manifest(folder)
     record = result.record()
-    record["artifacts_fingerprint"] = artifacts_fingerprint(manifest)
+    record["artifacts_fingerprint"] = artifacts_fingerprint(load_build_record(folder))
     record["after_fingerprint"] = _fingerprint(first)
-    after = dict(manifest.metrics.get("calibration_after") or {})
+    record["by"] = by
+    build = load_build_record(folder)
+    after = dict(build.calibration_after) if build is not None else {}
     after[result.after] = record
-    metrics = {**manifest.metrics, "calibration_after": after}
-    write_manifest(folder, manifest.model_copy(update={"metrics": metrics}))
+    update_build_record(folder, calibration_after=after)
+
+
+def stored_chain_record(version: SkillVersion, first: SkillVersion) -> dict[str, Any] | None:
+    """The chain calibration stored with ``version`` for a chain after ``first``, or None (never
+    calibrated after it, or either skill's artifacts changed since)."""
+    build = version.build
+    if build is None:
+        return None
+    record = build.calibration_after.get(first.key)
+    if not isinstance(record, Mapping):
+        return None
+    if record.get("artifacts_fingerprint") != artifacts_fingerprint(build):
+        return None
+    if record.get("after_fingerprint") != _fingerprint(first):
+        return None
+    return dict(record)
 
 
 def stored_chain_thresholds(
@@ -247,17 +267,11 @@ def stored_chain_thresholds(
 ) -> tuple[float, float] | None:
     """(first, second) thresholds stored with ``version`` for a chain after ``first``, or None
     (never calibrated after it, unreachable, or either skill's artifacts changed since)."""
-    if version.manifest is None:
-        return None
-    record = (version.manifest.metrics.get("calibration_after") or {}).get(first.key)
-    if not isinstance(record, Mapping) or not record.get("reachable", False):
-        return None
-    if record.get("artifacts_fingerprint") != artifacts_fingerprint(version.manifest):
-        return None
-    if record.get("after_fingerprint") != _fingerprint(first):
+    record = stored_chain_record(version, first)
+    if record is None or not record.get("reachable", False):
         return None
     return float(record["first_threshold"]), float(record["threshold"])
 
 
 def _fingerprint(version: SkillVersion) -> str | None:
-    return artifacts_fingerprint(version.manifest) if version.manifest is not None else None
+    return artifacts_fingerprint(version.build)

@@ -241,7 +241,7 @@ def skills_list(
                 "backend": version.skill_cls.backend,
                 "status": "ready" if problem is None else "not built",
                 "problem": problem,
-                "metrics": version.manifest.metrics if version.manifest else {},
+                "metrics": version.build.metrics if version.build else {},
                 "description": version.skill_cls.description,
             }
         )
@@ -265,20 +265,36 @@ def skills_build(
     names: Annotated[
         list[str] | None, typer.Argument(help="skills to build (default: all)")
     ] = None,
-    force: Annotated[bool, typer.Option(help="rebuild even if the artifacts match")] = False,
+    force: Annotated[bool, typer.Option(help="rebuild even if the build is current")] = False,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help="train the named skills with this seed instead of the manifest's (a perturbed "
+            "build, e.g. to see how much the results move; the next plain build replaces it)"
+        ),
+    ] = None,
     skills_dir: Annotated[Path | None, typer.Option(help="skills folder")] = None,
+    graphs_dir: Annotated[
+        Path | None,
+        typer.Option(help="graphs whose calibrated thresholds to compute (default: graphs/)"),
+    ] = None,
 ) -> None:
-    """Train and export skill artifacts that are missing or stale (reproducible from data in the repo)."""
+    """Train and export skill artifacts that are missing or stale, then calibrate every threshold
+    the manifests and graphs ask for. Writes only under skills/*/artifacts/ (never a tracked file)."""
     from orchestrator.building import build_skills
 
     settings = _settings(skills_dir=skills_dir)
     try:
-        outcomes = build_skills(settings.skills_dir, names or None, force=force)
+        outcomes = build_skills(
+            settings.skills_dir, names or None, force=force, seed=seed, graphs_dir=graphs_dir
+        )
     except OrchestratorError as exc:
         raise fail_command(exc) from None
     for outcome in outcomes:
-        took = f" in {outcome.seconds:.1f}s" if outcome.status == "built" else ""
+        took = f" in {outcome.seconds:.1f}s ({outcome.reason})" if outcome.status == "built" else ""
         err.print(f"{outcome.name}: {outcome.status}{took}")
+        for note in outcome.calibrations:
+            err.print(f"  {note}")
 
 
 def _register_plugins() -> None:

@@ -488,7 +488,7 @@ def distill(
 
         pairs = clinc150_eval("val")
         calibration_data = ([t for t, _ in pairs], [y for _, y in pairs], {OOS_LABEL: 0.18})
-    prod_calibration = stored_calibration(prod.manifest) or {}
+    prod_calibration = stored_calibration(prod.build) or {}
     target = target_accuracy or float(prod_calibration.get("target_accuracy") or DEFAULT_TARGET)
     fraction = val_fraction if val_fraction is not None else (0.05 if calibration_data else 0.2)
 

@@ -6,7 +6,7 @@ Every error the runtime raises on purpose derives from :class:`OrchestratorError
     ├── SetupError                 the job never started: fix the graph, the skill or the config
     │   ├── ConfigError            a setting is missing or malformed
     │   ├── SkillDefinitionError   a skill class or manifest breaks the skill contract
-    │   ├── ArtifactError          a skill's model file is missing or does not match its checksum
+    │   ├── ArtifactError          a skill is not built, or a model file does not match its build record
     │   ├── UnknownSkillError      a graph names a skill (or alias, or version) that is not registered
     │   ├── GraphValidationError   a graph spec is malformed: carries one issue per bad step
     │   └── PlanInvalid            the planner's graph stayed invalid after its repair rounds
@@ -76,7 +76,7 @@ class SkillDefinitionError(SetupError):
 
 
 class ArtifactError(SetupError):
-    """A skill's artifact file is missing or its checksum does not match the manifest."""
+    """A skill is not built, or an artifact file is missing or does not match its build record."""
 
     code = "artifact_error"
 

@@ -123,7 +123,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Accuracy, coverage at the stored (or given) threshold, selective accuracy, per-label counts.
 
-    The threshold is the version's calibration (``metrics.calibration.threshold``) unless given;
+    The threshold is the version's calibration (the build record's ``calibration.threshold``) unless given;
     with neither, every item is kept (threshold 0).
     """
     import numpy as np
@@ -180,19 +180,23 @@ def evaluate(
 # ---------------------------------------------------------------------------------------------
 # Calibration data
 
-#: Share of out-of-scope turns turn_intent's calibration split is reweighted to by default: the
-#: traffic mix the project plans for (CLINC150's test split has it too; its val split has 3 %).
-TURN_INTENT_OOS_SHARE = 0.18
-#: Skills whose default validation split is CLINC150 val + oos_val.
-CLINC150_SKILLS = ("turn_intent", "turn_intent_minilm")
-
 
 def validation_data(version: SkillVersion) -> tuple[Any, list[str], str, dict[str, float] | None]:
-    """The default calibration split of a skill: (inputs, labels, source, label_shares).
+    """The calibration split a skill declares: (inputs, labels, source, label_shares).
 
-    A trained skill keeps its validation rows (``artifacts/val.csv``); ``turn_intent`` uses
-    CLINC150 val + oos_val. Others need ``--csv``.
+    The manifest's ``calibration.validation`` names a CSV among the skill's artifacts (its
+    training script writes it) or a path from the project root; a skill trained from a CSV before
+    manifests held that block keeps its rows in ``skill.json``'s ``validation_file``. Without
+    either, ``--csv`` is needed.
     """
+    spec = version.manifest.calibration if version.manifest is not None else None
+    if spec is not None and version.folder is not None:
+        path = _validation_path(version.folder, spec.validation.file)
+        table = read_csv(path)
+        labels = non_empty_column(table, spec.validation.label_column, "label")
+        source = spec.validation.source or f"{path.name} (stored)"
+        shares = dict(spec.label_shares) if spec.label_shares else None
+        return batch_from_table(version, table), labels, source, shares
     config = skill_config(version)
     if config is not None and version.artifacts_dir is not None:
         path = version.artifacts_dir / config.get("validation_file", VAL_FILE)
@@ -200,13 +204,21 @@ def validation_data(version: SkillVersion) -> tuple[Any, list[str], str, dict[st
             table = read_csv(path)
             labels = non_empty_column(table, config["label_column"], "label")
             return batch_from_table(version, table), labels, f"{path.name} (stored)", None
-    if version.name in CLINC150_SKILLS:
-        from skills.data import clinc150_eval
-
-        pairs = clinc150_eval("val")
-        # val is 3 % out-of-scope; the traffic the skill serves (and CLINC150's test split) 18 %.
-        shares = {"oos": TURN_INTENT_OOS_SHARE}
-        return [t for t, _ in pairs], [y for _, y in pairs], "CLINC150 val + oos_val", shares
     raise DatasetError(
-        f"skill {version.name!r} has no stored validation split; give --csv with labelled rows"
+        f"skill {version.name!r} declares no validation split (a `calibration:` block in its "
+        "manifest); give --csv with labelled rows"
+    )
+
+
+def _validation_path(folder: Path, file: str) -> Path:
+    """A validation file: in the artifacts folder, else from the project root."""
+    from orchestrator.manifest import ARTIFACTS_DIRNAME
+
+    for path in (folder / ARTIFACTS_DIRNAME / file, folder.parent.parent / file):
+        if path.is_file():
+            return path
+    raise DatasetError(
+        f"validation split {file!r} of skill folder {folder.name} is missing (looked in "
+        f"{folder / ARTIFACTS_DIRNAME} and {folder.parent.parent}); build the skill with "
+        f"`orchestrator skills build {folder.name}`"
     )

@@ -1,9 +1,18 @@
-"""Skill manifests: the ``manifest.yaml`` in each ``skills/<name>/`` folder.
+"""Skill manifests: the tracked ``manifest.yaml`` in each ``skills/<name>/`` folder.
 
-A manifest names the class that implements the skill, its version and aliases, the artifact files
-with their sha256 (the registry refuses an artifact that does not match), how to rebuild them, and
-the metrics measured when they were built. Training scripts call :func:`record_build` so the
-manifest always describes the artifacts next to it.
+A manifest says what *defines* a skill, never what a build of it produced on one machine:
+
+- the class that implements it, its version and aliases;
+- how to rebuild its artifacts (``train``) and from what (``inputs``): data files pinned by sha256,
+  the code whose content matters, the skills whose artifacts the build reads, the seed, and the
+  packages whose versions change the bytes;
+- how to calibrate it (``calibration``): its validation split, the traffic mix, the target
+  accuracy and the margin.
+
+Artifact checksums, measured metrics and calibrated thresholds depend on the machine (BLAS kernels
+round differently on another CPU); they go in the build record beside the artifacts
+(:mod:`orchestrator.build_record`), which git ignores. ``orchestrator skills build`` never writes a
+manifest; only commands that change a definition on purpose do (``skills train``, ``promote``).
 
 Example::
 
@@ -12,46 +21,101 @@ Example::
     entrypoint: skills.turn_intent.skill:TurnIntent
     aliases: [prod]
     train: python -m skills.turn_intent.train
-    artifacts:
-      model.onnx: {sha256: 9f2c..., bytes: 4812331}
-    metrics: {in_scope_accuracy: 0.91, oos_recall: 0.3}
+    inputs:
+      data: {skills/datasets/clinc150/data_full.json: 8a1f...}
+      code: [skills/turn_intent/train.py, skills/turn_intent/skill.py]
+      seed: 0
+      packages: [scikit-learn, skl2onnx, onnx, numpy]
+    calibration:
+      validation: {file: val.csv, label_column: label, source: CLINC150 val + oos_val}
+      label_shares: {oos: 0.18}
+      target_accuracy: 0.97
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from orchestrator.errors import ArtifactError, SkillDefinitionError
+from orchestrator.errors import SkillDefinitionError
 
 __all__ = [
     "ARTIFACTS_DIRNAME",
     "MANIFEST_FILENAME",
-    "ArtifactRecord",
-    "artifacts_fingerprint",
+    "CalibrationSpec",
     "SkillManifest",
+    "TrainingInputs",
+    "ValidationSplit",
     "load_manifest",
-    "record_build",
-    "sha256_file",
-    "verify_artifacts",
+    "write_manifest",
 ]
 
 MANIFEST_FILENAME = "manifest.yaml"
 #: Artifacts live in ``skills/<name>/artifacts/``; they are built, not checked in.
 ARTIFACTS_DIRNAME = "artifacts"
+#: Keys older manifests held (what a build measured); they now live in the build record.
+LEGACY_BUILD_KEYS = ("artifacts", "metrics")
 
 
-class ArtifactRecord(BaseModel):
-    """One artifact file as it was when the skill was built."""
+class TrainingInputs(BaseModel):
+    """What a build is made from. Paths are relative to the skills folder's parent (where
+    ``train`` runs); a change to any of them makes the build stale."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the file's bytes")
-    bytes: int = Field(ge=0, description="file size")
+    data: dict[str, str] = Field(
+        default_factory=dict,
+        description="data file -> its sha256; a file that no longer matches stops the build",
+    )
+    code: list[str] = Field(
+        default_factory=list, description="files whose content shapes the artifacts"
+    )
+    skills: list[str] = Field(
+        default_factory=list, description="skill folders whose artifacts this build reads"
+    )
+    seed: int = Field(default=0, description="seed of the training run")
+    packages: list[str] = Field(
+        default_factory=list, description="distributions whose versions change the artifacts"
+    )
+
+    @model_validator(mode="after")
+    def _check_digests(self) -> TrainingInputs:
+        for path, digest in self.data.items():
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                raise ValueError(f"inputs.data[{path!r}] must be a sha256 (64 hex digits)")
+        return self
+
+
+class ValidationSplit(BaseModel):
+    """The labelled rows a skill is calibrated on: a CSV among its artifacts (the training script
+    writes it) or beside the project."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    file: str = Field(description="CSV in the artifacts folder (or a path from the project root)")
+    label_column: str = Field(default="label", description="column holding the true label")
+    source: str | None = Field(default=None, description="what the rows are, for people")
+
+
+class CalibrationSpec(BaseModel):
+    """How ``skills build`` calibrates the skill (alone, and as a chain's second tier)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    validation: ValidationSplit
+    target_accuracy: float = Field(default=0.97, gt=0.0, lt=1.0)
+    label_shares: dict[str, float] | None = Field(
+        default=None, description="reweight the split to a traffic mix, e.g. {oos: 0.18}"
+    )
+    confidence_level: float | None = Field(
+        default=None, description="Wilson margin alone (default: the calibration module's)"
+    )
+    chain_confidence_level: float | None = Field(
+        default=None, description="Wilson margin as a chain's second tier (default: the module's)"
+    )
 
 
 class SkillManifest(BaseModel):
@@ -66,30 +130,18 @@ class SkillManifest(BaseModel):
     )
     aliases: list[str] = Field(default_factory=list, description="aliases such as prod, canary")
     train: str | None = Field(default=None, description="command that rebuilds the artifacts")
-    artifacts: dict[str, ArtifactRecord] = Field(default_factory=dict)
-    metrics: dict[str, Any] = Field(default_factory=dict, description="measured at build time")
+    inputs: TrainingInputs = Field(default_factory=TrainingInputs)
+    calibration: CalibrationSpec | None = Field(default=None)
+    #: What an older manifest recorded of its build (read once, as a legacy build record).
+    legacy_build: dict[str, Any] | None = Field(default=None, exclude=True)
 
-
-#: (path, size, mtime_ns) -> sha256: every compile verifies artifacts, and re-hashing tens of MB
-#: each time would put file I/O on every job's path. A rewritten file changes size or mtime.
-_DIGESTS: dict[tuple[str, int, int], str] = {}
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file (memoised per path, size and modification time)."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _DIGESTS:
-        _DIGESTS[key] = _hash(path)
-    return _DIGESTS[key]
-
-
-def _hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    @model_validator(mode="before")
+    @classmethod
+    def _split_legacy(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(key in data for key in LEGACY_BUILD_KEYS):
+            data = dict(data)
+            data["legacy_build"] = {key: data.pop(key) for key in LEGACY_BUILD_KEYS if key in data}
+        return data
 
 
 def load_manifest(folder: Path) -> SkillManifest:
@@ -107,62 +159,16 @@ def load_manifest(folder: Path) -> SkillManifest:
         raise SkillDefinitionError(f"{path} is malformed:\n{exc}") from None
 
 
-def verify_artifacts(folder: Path, manifest: SkillManifest) -> None:
-    """Raise ArtifactError unless every artifact the manifest lists exists with its sha256."""
-    artifacts_dir = folder / ARTIFACTS_DIRNAME
-    for filename, record in manifest.artifacts.items():
-        path = artifacts_dir / filename
-        if not path.is_file():
-            raise ArtifactError(
-                f"skill {manifest.name!r}: artifact {path} is missing; "
-                f"build it with `orchestrator skills build {manifest.name}`"
-            )
-        actual = sha256_file(path)
-        if actual != record.sha256:
-            raise ArtifactError(
-                f"skill {manifest.name!r}: artifact {path} has sha256 {actual[:12]}…, the manifest "
-                f"says {record.sha256[:12]}…; rebuild with `orchestrator skills build "
-                f"{manifest.name}` or restore the file"
-            )
-
-
-def artifacts_fingerprint(manifest: SkillManifest) -> str:
-    """A short digest of a manifest's artifact checksums (what a calibration was measured on)."""
-    digest = hashlib.sha256()
-    for name in sorted(manifest.artifacts):
-        digest.update(f"{name}:{manifest.artifacts[name].sha256}\n".encode())
-    return digest.hexdigest()[:16]
-
-
-def record_build(folder: Path, files: list[str], metrics: dict[str, Any]) -> SkillManifest:
-    """Write the sha256 and size of freshly built artifacts, and their metrics, into the manifest.
-
-    Training scripts call this last, after writing ``folder/artifacts/<file>`` for each file.
-    """
-    manifest = load_manifest(folder)
-    artifacts_dir = folder / ARTIFACTS_DIRNAME
-    records = {
-        name: ArtifactRecord(
-            sha256=sha256_file(artifacts_dir / name), bytes=(artifacts_dir / name).stat().st_size
-        )
-        for name in files
-    }
-    updated = manifest.model_copy(update={"artifacts": records, "metrics": dict(metrics)})
-    # A calibration measured on these very artifacts (a deterministic rebuild) stays valid.
-    calibration = manifest.metrics.get("calibration")
-    if (
-        isinstance(calibration, dict)
-        and "calibration" not in metrics
-        and calibration.get("artifacts_fingerprint") == artifacts_fingerprint(updated)
-    ):
-        updated.metrics["calibration"] = calibration
-    write_manifest(folder, updated)
-    return updated
-
-
 def write_manifest(folder: Path, manifest: SkillManifest) -> None:
-    """Write ``manifest`` as ``folder/manifest.yaml`` (fields in model order, unset ones left out)."""
+    """Write ``manifest`` as ``folder/manifest.yaml`` (fields in model order, unset ones left out).
+
+    Only for commands that change a skill's definition on purpose; a build never calls it.
+    """
     data = manifest.model_dump(mode="json", exclude_none=True)
+    inputs = {k: v for k, v in data.pop("inputs").items() if v not in ([], {})}
+    if inputs != {"seed": 0}:
+        data["inputs"] = inputs
+    ordered = {k: data[k] for k in SkillManifest.model_fields if k in data}
     (folder / MANIFEST_FILENAME).write_text(
-        yaml.safe_dump(data, sort_keys=False, width=100), encoding="utf-8"
+        yaml.safe_dump(ordered, sort_keys=False, width=100), encoding="utf-8"
     )

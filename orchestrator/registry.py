@@ -4,8 +4,9 @@ The registry is the allow-list: a graph (hand-written or planned by the big mode
 skills registered here, so a plan can never invent a tool. Skills come in two ways:
 
 - from code: ``registry.register(MySkill, aliases=["prod"])`` (also usable as a class decorator);
-- from a folder: ``skills/<name>/manifest.yaml`` names the class, version, aliases and artifacts
-  with their sha256 (see :mod:`orchestrator.manifest`); :meth:`Registry.discover` loads them all.
+- from a folder: ``skills/<name>/manifest.yaml`` names the class, version and aliases (see
+  :mod:`orchestrator.manifest`), and ``artifacts/build.json`` the built files with their sha256
+  (:mod:`orchestrator.build_record`); :meth:`Registry.discover` loads them all.
 
 A reference is ``name`` (the ``prod`` alias, else the newest version), ``name@alias`` or
 ``name@version``.
@@ -27,13 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from orchestrator.build_record import BuildRecord, load_build_record, verify_artifacts
 from orchestrator.errors import ArtifactError, SkillDefinitionError, UnknownSkillError
 from orchestrator.manifest import (
     ARTIFACTS_DIRNAME,
     MANIFEST_FILENAME,
     SkillManifest,
     load_manifest,
-    verify_artifacts,
 )
 from orchestrator.skill import Skill
 
@@ -67,14 +68,22 @@ class SkillVersion:
     def artifacts_dir(self) -> Path | None:
         return self.folder / ARTIFACTS_DIRNAME if self.folder is not None else None
 
+    @property
+    def build(self) -> BuildRecord | None:
+        """The build record beside the artifacts (read afresh when the file changes), or None."""
+        if self.folder is None:
+            return None
+        return load_build_record(self.folder, self.manifest)
+
     def create(self) -> Skill:
         """A fresh, not yet set-up instance (workers call ``ensure_setup()`` on it)."""
         return self.skill_cls(artifacts_dir=self.artifacts_dir)
 
     def verify(self) -> None:
-        """Raise ArtifactError unless every artifact in the manifest exists with its checksum."""
+        """Raise ArtifactError unless the version is built and every artifact matches its build
+        record's checksum."""
         if self.manifest is not None and self.folder is not None:
-            verify_artifacts(self.folder, self.manifest)
+            verify_artifacts(self.folder, self.manifest, self.build)
 
     def problem(self) -> str | None:
         """Why this version cannot run right now (missing or altered artifact), or None."""
@@ -95,7 +104,7 @@ class SkillVersion:
             "relative_cost": cls.relative_cost,
             "input_schema": cls.Input.model_json_schema(),
             "output_schema": cls.Output.model_json_schema(),
-            "metrics": dict(self.manifest.metrics) if self.manifest else {},
+            "metrics": dict(self.build.metrics) if self.build else {},
         }
 
 

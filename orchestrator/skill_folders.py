@@ -19,7 +19,9 @@ from orchestrator.errors import SkillDefinitionError
 from orchestrator.manifest import (
     ARTIFACTS_DIRNAME,
     MANIFEST_FILENAME,
+    CalibrationSpec,
     SkillManifest,
+    TrainingInputs,
     load_manifest,
     write_manifest,
 )
@@ -36,6 +38,7 @@ __all__ = [
     "FolderTarget",
     "existing_versions",
     "file_digest",
+    "csv_inputs",
     "install_folder",
     "module_for",
     "output_field_name",
@@ -179,9 +182,11 @@ def write_folder(
     target: FolderTarget,
     config: dict[str, Any],
     train_command: str | None,
+    inputs: TrainingInputs | None = None,
+    calibration: CalibrationSpec | None = None,
 ) -> str:
-    """Write skill.json, the module, __init__.py and a manifest without artifacts; returns the
-    entrypoint."""
+    """Write skill.json, the module, __init__.py and the manifest (definition, training inputs,
+    calibration settings); returns the entrypoint."""
     config_text = json.dumps(config, indent=2, ensure_ascii=False) + "\n"
     module, filename = module_for(skills_dir, target.folder.name, config_text)
     cls = class_name(config["name"])
@@ -194,6 +199,8 @@ def write_folder(
         entrypoint=f"{module}:{cls}",
         aliases=target.aliases,
         train=train_command,
+        inputs=inputs or TrainingInputs(),
+        calibration=calibration,
     )
     write_manifest(stage, manifest)
     return f"{module}:{cls}"
@@ -251,6 +258,19 @@ def resolve_skills_dir(skills_dir: Path | str | None) -> Path:
 
 def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def csv_inputs(csv_path: Path, skills_dir: Path) -> TrainingInputs:
+    """The training inputs of a skill trained from a CSV: the CSV pinned by sha256, by its path
+    from the project root when it lies under it (else by its absolute path)."""
+    from orchestrator.build_record import sha256_file
+
+    root = skills_dir.resolve().parent
+    try:
+        shown = str(csv_path.resolve().relative_to(root))
+    except ValueError:
+        shown = str(csv_path.resolve())
+    return TrainingInputs(data={shown: sha256_file(csv_path)})
 
 
 def write_val_csv(path: Path, columns: list[str], rows: list[list[str]]) -> None:

@@ -3,10 +3,10 @@
 A trained skill is a folder, like every skill::
 
     skills/tickets/
-      manifest.yaml     name, version, aliases, artifacts with sha256, metrics (calibration included)
+      manifest.yaml     name, version, aliases, the CSV pinned by sha256, calibration settings
       skill.json        the skill's configuration: kind, labels, input fields and their CSV columns
       skill.py          three generated lines: ``Tickets = load_skill_class(<skill.json>, ...)``
-      artifacts/model.onnx
+      artifacts/        model.onnx, val.csv, build.json (sha256s, metrics, the calibration)
 
 The class is built from ``skill.json`` by :func:`load_skill_class`, on top of one of two generic
 bases: :class:`TextClassifier` (one text field; TF-IDF + logistic regression in the ONNX graph) and

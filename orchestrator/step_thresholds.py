@@ -1,9 +1,10 @@
 """A step's escalation thresholds as numbers: its own, and one per skill of its chain.
 
 A number in the graph applies to every tier. ``calibrated`` looks the numbers up in the skills'
-manifests: when the chain's first skill was calibrated *after* the step's skill (the pair chosen
-together, :mod:`orchestrator.chain_calibration`), the step uses that pair; otherwise each skill
-uses its own calibrated threshold. A skill with no calibration for its current artifacts is an
+build records (``artifacts/build.json``, computed by ``orchestrator skills build``): when the
+chain's first skill was calibrated *after* the step's skill (the pair chosen together,
+:mod:`orchestrator.chain_calibration`), the step uses that pair; otherwise each skill uses its own
+calibrated threshold. A skill with no calibration for its current artifacts is an
 issue naming the step, found at compile time.
 """
 
@@ -37,8 +38,9 @@ def step_thresholds(
         if found is None:
             problems.append(
                 f"threshold 'calibrated' but {role}{version.key} has no calibration for its "
-                f"current artifacts; run `orchestrator skills calibrate {version.name}` or give a "
-                "number"
+                f"current artifacts; run `orchestrator skills build` (it calibrates what the "
+                f"manifests and graphs/ ask for), `orchestrator skills calibrate {version.name}`, "
+                "or give a number"
             )
             return 0.0
         return found

@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.build_record import record_build
 from orchestrator.calibration import DEFAULT_CONFIDENCE_LEVEL
 from orchestrator.csv_table import (
     ONNX_FILE,
@@ -47,12 +48,10 @@ from orchestrator.csv_table import (
     stratified_split,
 )
 from orchestrator.errors import SetupError
-from orchestrator.manifest import (
-    ARTIFACTS_DIRNAME,
-    record_build,
-)
+from orchestrator.manifest import ARTIFACTS_DIRNAME
 from orchestrator.skill_folders import (
     FolderTarget,
+    csv_inputs,
     file_digest,
     install_folder,
     output_field_name,
@@ -244,8 +243,26 @@ def _stage_skill(
         csv_path,
         skills_dir,
     )
+    from orchestrator.manifest import CalibrationSpec, ValidationSplit
+
+    calibration = CalibrationSpec(
+        validation=ValidationSplit(
+            file=VAL_FILE,
+            label_column=config["label_column"],
+            source=f"{csv_path.name} (validation part, {val_fraction:.0%})",
+        ),
+        target_accuracy=target_accuracy,
+        # None (no margin) is level 0.5: the Wilson bound is then the point estimate
+        confidence_level=0.5 if confidence_level is None else confidence_level,
+    )
     entrypoint = write_folder(
-        stage, skills_dir=skills_dir, target=target, config=config, train_command=command
+        stage,
+        skills_dir=skills_dir,
+        target=target,
+        config=config,
+        train_command=command,
+        inputs=csv_inputs(csv_path, skills_dir),
+        calibration=calibration,
     )
     skill = build_skill_class(config, entrypoint.partition(":")[0], class_name(name))(
         artifacts_dir=stage / ARTIFACTS_DIRNAME
@@ -323,7 +340,7 @@ def _finish(
         confidence,
         correct,
         target_accuracy,
-        confidence_level=confidence_level,
+        confidence_level=0.5 if confidence_level is None else confidence_level,
         on_unreachable="escalate_all",
     )
     from dataclasses import replace
@@ -331,7 +348,7 @@ def _finish(
     calibration = replace(calibration, source=source)
     metrics = {"val_accuracy": round(float(correct.mean()), 4), **metrics}
     record_build(stage, [ONNX_FILE, VAL_FILE], metrics)
-    store(stage, calibration)
+    store(stage, calibration, by="build")
     install_folder(stage, target)
     version = _load(target.folder)  # the folder must load the way the registry will load it
     if calibration.reachable:

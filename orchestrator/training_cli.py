@@ -238,7 +238,7 @@ def calibrate_command(
     output_field: Annotated[
         str | None, typer.Option(help="output compared with the labels (default: the label)")
     ] = None,
-    store: Annotated[bool, typer.Option(help="write the threshold into the manifest")] = True,
+    store: Annotated[bool, typer.Option(help="write the threshold into the build record")] = True,
     after: Annotated[
         str | None,
         typer.Option(

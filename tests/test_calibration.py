@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from pydantic import BaseModel
 
 from orchestrator import Predictions, skill
+from orchestrator.build_record import load_build_record
 from orchestrator.calibration import (
     CalibrationError,
     calibrate,
@@ -22,7 +22,6 @@ from orchestrator.calibration import (
     stored_threshold,
     write_calibration,
 )
-from orchestrator.manifest import load_manifest
 from orchestrator.registry import Registry, SkillVersion
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,23 +180,26 @@ def test_calibrate_a_skill_version() -> None:
     assert result.record()["source"] == "synthetic" and result.record()["split"] == "val"
 
 
-def test_calibration_is_stored_with_the_version_and_nothing_else_changes(tmp_path: Path) -> None:
+def test_calibration_is_stored_in_the_build_record_and_nothing_else_changes(
+    tmp_path: Path,
+) -> None:
     folder = tmp_path / "skills" / "lead_score"
-    shutil.copytree(ROOT / "skills" / "lead_score", folder, ignore=shutil.ignore_patterns("art*"))
-    before = yaml.safe_load((folder / "manifest.yaml").read_text())
+    shutil.copytree(ROOT / "skills" / "lead_score", folder)
+    manifest_before = (folder / "manifest.yaml").read_bytes()
+    before = load_build_record(folder)
     result = choose_threshold(*_synthetic(), 0.95)
     write_calibration(folder, result)
-    after = yaml.safe_load((folder / "manifest.yaml").read_text())
-    block = after["metrics"].pop("calibration")
-    assert after == before  # only metrics.calibration was added
+    after = load_build_record(folder)
+    assert (folder / "manifest.yaml").read_bytes() == manifest_before  # the manifest is untouched
+    block = after.calibration
+    assert after.model_copy(update={"calibration": before.calibration}) == before  # only it moved
     assert block["threshold"] == result.threshold and block["target_accuracy"] == 0.95
     assert block["val_coverage"] == round(result.coverage, 4) and block["split"] == "val"
-    manifest = load_manifest(folder)
-    assert stored_calibration(manifest) is not None
+    assert block["by"] == "hand" and stored_calibration(after) is not None
     # retrained artifacts make the stored calibration stale
-    changed = dict(manifest.artifacts)
+    changed = dict(after.artifacts)
     changed["model.onnx"] = changed["model.onnx"].model_copy(update={"sha256": "0" * 64})
-    assert stored_calibration(manifest.model_copy(update={"artifacts": changed})) is None
+    assert stored_calibration(after.model_copy(update={"artifacts": changed})) is None
 
 
 def test_stored_threshold_of_a_registered_version(tmp_path: Path) -> None:

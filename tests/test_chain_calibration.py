@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from orchestrator.calibration import choose_threshold, selective_curve
 from orchestrator.chain_calibration import (
@@ -111,17 +110,33 @@ def test_the_shipped_turn_graph_uses_the_pair_calibrated_together(builtin_regist
     assert pair != (stored_threshold(first), stored_threshold(second))
 
 
-def test_a_changed_first_skill_falls_back_to_each_skills_own_threshold(tiers) -> None:
+def _folder_copy(version: SkillVersion, target: Path) -> Path:
+    """A skill folder beside ``version``'s: its manifest, its artifacts linked, and a copy of its
+    build record (which the test may change without touching the real one)."""
+    assert version.folder is not None
+    (target / "artifacts").mkdir(parents=True)
+    shutil.copy(version.folder / "manifest.yaml", target / "manifest.yaml")
+    for path in (version.folder / "artifacts").iterdir():
+        if path.name == "build.json":
+            shutil.copy(path, target / "artifacts" / path.name)
+        else:
+            (target / "artifacts" / path.name).symlink_to(path)
+    return target
+
+
+def test_a_changed_first_skill_falls_back_to_each_skills_own_threshold(tmp_path, tiers) -> None:
+    from orchestrator.build_record import update_build_record
     from orchestrator.calibration import stored_threshold
     from orchestrator.spec import Step
 
     first, second = tiers
-    assert first.manifest is not None
-    artifacts = dict(first.manifest.artifacts)
+    folder = _folder_copy(first, tmp_path / "turn_intent")
+    build = first.build
+    assert build is not None
+    artifacts = dict(build.artifacts)
     artifacts["model.onnx"] = artifacts["model.onnx"].model_copy(update={"sha256": "0" * 64})
-    retrained = SkillVersion(
-        first.skill_cls, first.folder, first.manifest.model_copy(update={"artifacts": artifacts})
-    )
+    update_build_record(folder, artifacts=artifacts)
+    retrained = SkillVersion(first.skill_cls, folder, first.manifest)
     assert stored_chain_thresholds(second, retrained) is None
     step = Step.model_validate(
         {
@@ -133,9 +148,9 @@ def test_a_changed_first_skill_falls_back_to_each_skills_own_threshold(tiers) ->
     )
     threshold, chain, problems = step_thresholds(step, retrained, (second,))
     assert problems == [
-        "threshold 'calibrated' but turn_intent@1.0.0 has no calibration for its "
-        "current artifacts; run `orchestrator skills calibrate turn_intent` or "
-        "give a number"
+        "threshold 'calibrated' but turn_intent@1.0.0 has no calibration for its current "
+        "artifacts; run `orchestrator skills build` (it calibrates what the manifests and graphs/ "
+        "ask for), `orchestrator skills calibrate turn_intent`, or give a number"
     ]
     threshold, chain, problems = step_thresholds(step, first, (second,))
     assert (threshold, *chain) == stored_chain_thresholds(second, first) and not problems
@@ -150,24 +165,22 @@ def test_calibrate_after_stores_the_pair_keyed_by_the_first_version(tmp_path, ti
     from skills.data import clinc150_eval
 
     first, second = tiers
-    assert second.folder is not None
-    folder = tmp_path / "turn_intent_minilm"
-    folder.mkdir()
-    shutil.copy(second.folder / "manifest.yaml", folder / "manifest.yaml")
-    (folder / "artifacts").symlink_to(second.folder / "artifacts")
+    folder = _folder_copy(second, tmp_path / "turn_intent_minilm")
     copy = SkillVersion(second.skill_cls, folder, second.manifest)
     pairs = clinc150_eval("val")[::8]  # 388 items, both tiers run on all of them
     result = calibrate_after(
         copy, first, [t for t, _ in pairs], [y for _, y in pairs], 0.9, source="val / 8"
     )
-    stored = yaml.safe_load((folder / "manifest.yaml").read_text())["metrics"]
-    record = stored["calibration_after"][first.key]
-    assert record["first_threshold"] == result.first_threshold
+    stored = copy.build
+    assert stored is not None
+    record = stored.calibration_after[first.key]
+    assert record["first_threshold"] == result.first_threshold and record["by"] == "hand"
     assert record["threshold"] == result.threshold and record["source"] == "val / 8"
-    # everything else in the manifest is as it was
-    before = yaml.safe_load((second.folder / "manifest.yaml").read_text())
-    assert {k: v for k, v in stored.items() if k != "calibration_after"} == {
-        k: v for k, v in before["metrics"].items() if k != "calibration_after"
-    }
+    # everything else in the build record is as it was
+    before = second.build
+    assert before is not None
+    assert stored.model_copy(update={"calibration_after": {}}) == before.model_copy(
+        update={"calibration_after": {}}
+    )
     reloaded = Registry.from_folder(tmp_path).resolve("turn_intent_minilm")
     assert stored_chain_thresholds(reloaded, first) == (result.first_threshold, result.threshold)

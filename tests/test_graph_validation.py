@@ -162,7 +162,8 @@ def test_calibrated_threshold_needs_a_calibration(toy_registry):
     )
     assert issues == [
         "step 'len': threshold 'calibrated' but length@1.0.0 has no calibration for its current "
-        "artifacts; run `orchestrator skills calibrate length` or give a number"
+        "artifacts; run `orchestrator skills build` (it calibrates what the manifests and graphs/ "
+        "ask for), `orchestrator skills calibrate length`, or give a number"
     ]
 
 

@@ -16,8 +16,8 @@ from orchestrator import (
     SkillVersion,
     UnknownSkillError,
 )
+from orchestrator.build_record import record_build
 from orchestrator.errors import SkillDefinitionError
-from orchestrator.manifest import record_build
 
 
 def _version(n: str) -> type[Skill]:
@@ -174,7 +174,7 @@ def skill_folder(tmp_path):
 def test_folder_skill_loads_with_checksummed_artifacts(skill_folder):
     registry = Registry.from_folder(skill_folder)
     version = registry.resolve("first_word@prod")
-    assert version.manifest.metrics == {"vocab_size": 2}
+    assert version.build.metrics == {"vocab_size": 2}
     assert version.problem() is None
     skill = version.create()
     skill.ensure_setup()
@@ -186,7 +186,7 @@ def test_folder_skill_loads_with_checksummed_artifacts(skill_folder):
 def test_altered_artifact_is_refused(skill_folder):
     (skill_folder / "first_word" / "artifacts" / "vocab.txt").write_text("tampered")
     version = Registry.from_folder(skill_folder).resolve("first_word")
-    with pytest.raises(ArtifactError, match=r"sha256 .* the manifest says"):
+    with pytest.raises(ArtifactError, match=r"sha256 .* its build record says"):
         version.verify()
 
 
@@ -210,14 +210,12 @@ def test_malformed_manifest(skill_folder):
 
 
 def test_a_rebuild_keeps_a_calibration_only_while_the_artifacts_are_the_same(skill_folder):
-    from orchestrator.manifest import artifacts_fingerprint, load_manifest
+    from orchestrator.build_record import artifacts_fingerprint, update_build_record
 
     folder = skill_folder / "first_word"
-    manifest = load_manifest(folder)
-    calibration = {"threshold": 0.7, "artifacts_fingerprint": artifacts_fingerprint(manifest)}
-    record_build(folder, ["vocab.txt"], {"vocab_size": 2, "calibration": calibration})
-    assert (
-        record_build(folder, ["vocab.txt"], {"vocab_size": 2}).metrics["calibration"] == calibration
-    )
+    record = record_build(folder, ["vocab.txt"], {"vocab_size": 2})
+    calibration = {"threshold": 0.7, "artifacts_fingerprint": artifacts_fingerprint(record)}
+    update_build_record(folder, calibration=calibration)
+    assert record_build(folder, ["vocab.txt"], {"vocab_size": 2}).calibration == calibration
     (folder / "artifacts" / "vocab.txt").write_text("hello stop please")
-    assert "calibration" not in record_build(folder, ["vocab.txt"], {"vocab_size": 3}).metrics
+    assert record_build(folder, ["vocab.txt"], {"vocab_size": 3}).calibration is None

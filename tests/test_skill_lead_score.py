@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from orchestrator.build_record import load_build_record, sha256_file
 from orchestrator.building import build_skills
-from orchestrator.manifest import ARTIFACTS_DIRNAME, load_manifest, sha256_file
+from orchestrator.manifest import ARTIFACTS_DIRNAME, load_manifest
 from skills.lead_score import LeadScore
 from skills.lead_score.skill import FEATURES
 from skills.lead_score.train import ONNX_FILE, SKLEARN_FILE, features, labels, split_data
@@ -26,7 +27,7 @@ Rows = list[dict[str, Any]]
 
 @pytest.fixture(scope="module")
 def artifacts() -> Path:
-    build_skills(FOLDER.parent, ["lead_score"])  # trains only if missing or not as the manifest
+    build_skills(FOLDER.parent, ["lead_score"])  # trains only if missing or stale
     return FOLDER / ARTIFACTS_DIRNAME
 
 
@@ -80,13 +81,14 @@ def test_every_dataset_row_is_a_valid_input(heldout: Rows) -> None:
         LeadScore.Input.model_validate({f: row[f] for f in FEATURES}, strict=True)
 
 
-def test_manifest_describes_the_built_artifacts(artifacts: Path) -> None:
+def test_build_record_describes_the_built_artifacts(artifacts: Path) -> None:
     manifest = load_manifest(FOLDER)
     assert (manifest.name, manifest.version) == (LeadScore.name, LeadScore.version)
     assert manifest.entrypoint == "skills.lead_score.skill:LeadScore"
     assert "prod" in manifest.aliases
-    assert set(manifest.artifacts) == {ONNX_FILE, SKLEARN_FILE}
-    for filename, record in manifest.artifacts.items():
+    build = load_build_record(FOLDER)
+    assert build is not None and set(build.artifacts) == {ONNX_FILE, SKLEARN_FILE}
+    for filename, record in build.artifacts.items():
         assert sha256_file(artifacts / filename) == record.sha256
         assert (artifacts / filename).stat().st_size == record.bytes
 
@@ -103,12 +105,14 @@ def test_onnx_agrees_with_sklearn_on_every_heldout_row(
     np.testing.assert_allclose(result.confidence, np.maximum(probability, 1 - probability))
 
 
-def test_ranking_is_above_floors_and_matches_the_manifest(score: LeadScore, heldout: Rows) -> None:
+def test_ranking_is_above_floors_and_matches_the_build_record(
+    score: LeadScore, heldout: Rows
+) -> None:
     outcome = labels(heldout)
     probability = np.asarray(score.predict(columns(heldout)).outputs["subscribe_probability"])
     auc = roc_auc_score(outcome, probability)
     assert auc >= 0.75
-    recorded = load_manifest(FOLDER).metrics
+    recorded = load_build_record(FOLDER).metrics
     assert recorded["roc_auc"] == pytest.approx(auc, abs=1e-3)
     assert recorded["pr_auc"] > 3 * recorded["base_rate"]
     assert recorded["base_rate"] == pytest.approx(outcome.mean(), abs=1e-4)

@@ -16,6 +16,8 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
+from orchestrator.build_record import load_build_record
+from orchestrator.building import build_skills
 from orchestrator.calibration import stored_threshold
 from orchestrator.csv_table import DatasetError
 from orchestrator.registry import Registry
@@ -104,9 +106,12 @@ def test_train_writes_a_skill_folder(trained: dict[str, Any]) -> None:
     assert (folder / "artifacts" / "val.csv").is_file() and (folder / "skill.json").is_file()
     manifest = yaml.safe_load((folder / "manifest.yaml").read_text())
     assert manifest["version"] == "1.0.0" and manifest["entrypoint"] == report["entrypoint"]
-    calibration = manifest["metrics"]["calibration"]
+    assert "metrics" not in manifest and "artifacts" not in manifest  # machine-dependent: no
+    assert manifest["calibration"]["validation"]["file"] == "val.csv"
+    assert manifest["calibration"]["target_accuracy"] == 0.97
+    calibration = load_build_record(folder).calibration
     assert calibration["threshold"] == report["threshold"] and calibration["split"] == "val"
-    assert calibration["target_accuracy"] == 0.97
+    assert calibration["target_accuracy"] == 0.97 and calibration["by"] == "build"
     assert not list(trained["root"].glob(".*"))  # no staging folder left behind
 
 
@@ -394,3 +399,38 @@ def test_skills_in_the_builtin_folder_get_package_entrypoints() -> None:
     assert module_for(builtin, "tickets", "{}") == ("skills.tickets.skill", "skill.py")
     module, filename = module_for(Path("/nowhere/skills"), "tickets", '{"a": 1}')
     assert module.startswith("skill_tickets_") and filename == f"{module}.py"
+
+
+def test_a_skill_trained_from_a_csv_in_the_project_rebuilds_like_a_built_in_one(
+    tmp_path: Path, data: dict[str, Path]
+) -> None:
+    """A fresh clone has the trained folder but not its artifacts: `skills build` retrains it
+    from the CSV (pinned by sha256), calibrates it, and writes no file the clone tracks."""
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    csv_path = project / "data" / "train.csv"
+    csv_path.write_bytes(data["train"].read_bytes())
+    report = train_text_classifier(
+        csv_path, name="intents", text_column="utterance", label_column="intent",
+        skills_dir=project / "skills",
+    )  # fmt: skip
+    folder = project / "skills" / "intents"
+    manifest = yaml.safe_load((folder / "manifest.yaml").read_text())
+    assert manifest["inputs"]["data"] == {
+        "data/train.csv": load_build_record(folder).inputs["data"]["data/train.csv"]
+    }
+    tracked = {
+        p: p.read_bytes() for p in folder.rglob("*") if p.is_file() and "artifacts" not in p.parts
+    }
+    first = load_build_record(folder)
+    import shutil
+
+    shutil.rmtree(folder / "artifacts")  # what a clone has
+    [outcome] = build_skills(project / "skills", graphs_dir=project / "graphs")
+    assert outcome.status == "built" and outcome.reason == "not built yet"
+    again = load_build_record(folder)
+    assert again.calibration is not None and again.calibration["by"] == "build"
+    assert again.calibration["threshold"] == report["threshold"] == first.calibration["threshold"]
+    assert {p: p.read_bytes() for p in tracked} == tracked  # the folder's definition is as it was
+    [current] = build_skills(project / "skills", graphs_dir=project / "graphs")
+    assert current.status == "up_to_date"

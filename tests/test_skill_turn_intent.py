@@ -13,8 +13,9 @@ import numpy as np
 import onnx
 import pytest
 
+from orchestrator.build_record import load_build_record, sha256_file
 from orchestrator.building import build_skills
-from orchestrator.manifest import ARTIFACTS_DIRNAME, load_manifest, sha256_file
+from orchestrator.manifest import ARTIFACTS_DIRNAME, load_manifest
 from orchestrator.skill import Predictions
 from skills.data import OOS_INTENT, clinc150_eval
 from skills.turn_intent import TurnIntent
@@ -25,7 +26,7 @@ FOLDER = Path(__file__).resolve().parent.parent / "skills" / "turn_intent"
 
 @pytest.fixture(scope="module")
 def artifacts() -> Path:
-    build_skills(FOLDER.parent, ["turn_intent"])  # trains only if missing or not as the manifest
+    build_skills(FOLDER.parent, ["turn_intent"])  # trains only if missing or stale
     return FOLDER / ARTIFACTS_DIRNAME
 
 
@@ -59,13 +60,14 @@ def test_definition_honours_the_contract() -> None:
     assert (TurnIntent.name, TurnIntent.version) == ("turn_intent", "1.0.0")
 
 
-def test_manifest_describes_the_built_artifacts(artifacts: Path) -> None:
+def test_build_record_describes_the_built_artifacts(artifacts: Path) -> None:
     manifest = load_manifest(FOLDER)
     assert (manifest.name, manifest.version) == (TurnIntent.name, TurnIntent.version)
     assert manifest.entrypoint == "skills.turn_intent.skill:TurnIntent"
     assert "prod" in manifest.aliases
-    assert set(manifest.artifacts) == {ONNX_FILE, SKLEARN_FILE}
-    for filename, record in manifest.artifacts.items():
+    build = load_build_record(FOLDER)
+    assert build is not None and set(build.artifacts) == {ONNX_FILE, SKLEARN_FILE, "val.csv"}
+    for filename, record in build.artifacts.items():
         assert sha256_file(artifacts / filename) == record.sha256
         assert (artifacts / filename).stat().st_size == record.bytes
 
@@ -104,13 +106,13 @@ def test_graph_has_no_dense_feature_copies(artifacts: Path) -> None:
     assert not ops & {"Concat", "Normalizer", "LinearClassifier"}
 
 
-def test_accuracy_is_above_floors_and_matches_the_manifest(
+def test_accuracy_is_above_floors_and_matches_the_build_record(
     predicted: Predictions, test_set: tuple[list[str], list[str]]
 ) -> None:
     metrics = intent_metrics(predicted.outputs["intent"], test_set[1])
     assert metrics["in_scope_accuracy"] >= 0.88
     assert metrics["oos_recall"] >= 0.2
-    recorded = load_manifest(FOLDER).metrics
+    recorded = load_build_record(FOLDER).metrics
     for key, value in metrics.items():
         assert recorded[key] == pytest.approx(value, abs=1e-4)
     assert {"val_in_scope_accuracy", "val_oos_recall", "val_accuracy"} <= set(recorded)

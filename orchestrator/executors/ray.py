@@ -1,13 +1,14 @@
 """The Ray executor: each skill version is a Ray actor that loads its model once and takes batches.
 
-With no address configured it starts a local Ray in-process, bound to 127.0.0.1; with
-``RAY_ADDRESS`` (or ``address=``) it joins an existing cluster. Predictions are pure functions of
-their batch, so actor calls are retried on worker death (Ray's default for actor calls is
-at-most-once) and a restarted actor reloads its model.
+With no address configured it starts a local Ray in-process, bound to 127.0.0.1, Ray's token
+auth on; with ``RAY_ADDRESS`` (or ``address=``) it joins an existing cluster. Predictions are pure
+functions of their batch, so actor calls are retried on worker death (Ray's default for actor calls
+is at-most-once) and a restarted actor reloads its model.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -24,6 +25,8 @@ __all__ = ["RayExecutor", "connect"]
 #: it died. Predictions are pure functions of their batch, so a retried call is safe.
 DEFAULT_MAX_RESTARTS = 3
 _MAX_TASK_RETRIES = 3
+#: where Ray logs "Token authentication is enabled for this Ray cluster..." (pinned with Ray)
+_RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
 
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> None:
@@ -46,16 +49,35 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
         # Local workers see what this process sees: skills defined in the caller's own modules
         # import on the workers too. (A remote cluster gets code through runtime_env instead.)
         paths = [p for p in sys.path if p and os.path.isdir(p)]
-        ray.init(
-            # "local" always starts our own cluster; a bare init() would attach to any cluster
-            # already running on the machine (and refuse num_cpus there).
-            address="local",
-            num_cpus=num_cpus or os.cpu_count() or 1,
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-            runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}},
-        )
+        # Token auth stays on (Ray's default): loopback ports are open to every user of the
+        # machine, the token keeps the others out. With RAY_AUTH_MODE unset Ray turns it on and
+        # logs a notice on every start; we hide only that notice, for this call. (Setting
+        # RAY_AUTH_MODE=token here instead is not enough: Ray reads its config at `import ray`,
+        # so its child processes would ask for a token this driver does not send.) A
+        # RAY_AUTH_MODE set by the user is left to Ray, and so is everything in cluster mode.
+        ray_default_auth = "RAY_AUTH_MODE" not in os.environ
+        token_file = os.path.join(os.path.expanduser("~"), ".ray", "auth_token")
+        token_file_existed = os.path.exists(token_file)
+        notice = logging.getLogger(_RAY_AUTH_LOGGER)
+        level = notice.level
+        if ray_default_auth:
+            notice.setLevel(logging.ERROR)
+        try:
+            ray.init(
+                # "local" always starts our own cluster; a bare init() would attach to any
+                # cluster already running on the machine (and refuse num_cpus there).
+                address="local",
+                num_cpus=num_cpus or os.cpu_count() or 1,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+                runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}},
+            )
+        finally:
+            notice.setLevel(level)
+        if ray_default_auth and not token_file_existed and os.path.exists(token_file):
+            # Ray writes the token with the process umask (often world-readable): owner only.
+            os.chmod(token_file, 0o600)
     else:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
 

@@ -2,7 +2,7 @@
 
 Trained on UCI Bank Marketing (a Portuguese bank's phone campaigns for term deposits, 2008-2010)
 by ``python -m skills.lead_score.train``, which writes ``artifacts/model.onnx`` and records its
-sha256 and metrics in ``manifest.yaml``. The call's ``duration`` is not a feature: it is only known
+sha256 and metrics in the build record (``artifacts/build.json``). The call's ``duration`` is not a feature: it is only known
 after the call and would leak the outcome.
 
 Example::

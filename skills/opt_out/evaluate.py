@@ -1,9 +1,10 @@
-"""Measure the opt_out rules and record the numbers in the manifest.
+"""Measure the opt_out rules and record the numbers in the build record.
 
 ``python -m skills.opt_out.evaluate`` prints precision / recall / accuracy on ``testset.jsonl``
 overall and per split, then the false-positive rate on every CLINC150 ``test`` + ``oos_test``
 utterance (none of them is an opt-out) with each hit listed for a human to judge, and finally
-writes the metrics into ``manifest.yaml`` with :func:`orchestrator.manifest.record_build`.
+writes the metrics into the build record (``artifacts/build.json``) with
+:func:`orchestrator.build_record.record_build`.
 
 Splits of the test set, in the order they were written:
 
@@ -21,7 +22,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from orchestrator.manifest import record_build
+from orchestrator.build_record import record_build
 from skills.opt_out.skill import OptOut, detect
 
 FOLDER = Path(__file__).resolve().parent
@@ -69,7 +70,7 @@ def clinc_hits() -> tuple[int, list[tuple[str, str, str]]]:
 
 
 def main() -> dict[str, Any]:
-    """Print the report and record the metrics in the manifest."""
+    """Print the report and record the metrics in the build record."""
     rows = load_testset()
     overall = evaluate_testset(rows)
     positives = sum(bool(r["opted_out"]) for r in rows)
@@ -105,7 +106,7 @@ def main() -> dict[str, Any]:
         "clinc_fp_rate": round(fp_rate, 5),
     }
     record_build(FOLDER, [], metrics)
-    print(f"recorded in {FOLDER / 'manifest.yaml'}: {metrics}")
+    print(f"recorded in {FOLDER / 'artifacts' / 'build.json'}: {metrics}")
     return metrics
 
 

@@ -2,7 +2,7 @@
 
 Trained on CLINC150 (150 intents across 10 domains, plus out-of-scope utterances) by
 ``python -m skills.turn_intent.train``, which writes ``artifacts/model.onnx`` and records its
-sha256 and metrics in ``manifest.yaml``.
+sha256 and metrics in the build record (``artifacts/build.json``).
 
 Example::
 

@@ -2,9 +2,12 @@
 
 Fits word 1-2 + char 2-5 TF-IDF features and a multinomial logistic regression on CLINC150 train +
 oos_train, exports it to ONNX (skl2onnx's tokenizers, the rest of the graph written by ``to_onnx``),
-checks that ONNX Runtime reproduces scikit-learn on the evaluation sets, item by item, and records
-the artifacts' sha256 and the metrics in ``manifest.yaml``.
-Deterministic: two runs on one machine write byte-identical artifacts.
+checks that ONNX Runtime reproduces scikit-learn on the evaluation sets, item by item, writes the
+validation split (``val.csv``) the build calibrates on, and records the artifacts' sha256 and the
+metrics in the build record (``artifacts/build.json``, not tracked).
+Deterministic on one machine: two runs write byte-identical artifacts. Another CPU may round
+differently (other bytes, the same model up to rounding); the seed (manifest, or ``skills build
+--seed``) shuffles the training rows, which does the same on purpose.
 
 Choices (measured on 2 cores, picked on val, never on test):
 
@@ -30,7 +33,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from orchestrator.manifest import ARTIFACTS_DIRNAME, record_build
+from orchestrator.build_record import build_seed, record_build
+from orchestrator.manifest import ARTIFACTS_DIRNAME
+from orchestrator.skill_folders import write_val_csv
 from skills.data import OOS_INTENT, clinc150, clinc150_eval
 from skills.turn_intent.skill import normalize_text
 
@@ -38,30 +43,35 @@ FOLDER = Path(__file__).parent
 ONNX_FILE = "model.onnx"
 #: The fitted scikit-learn pipeline, kept so tests can check the ONNX graph against it.
 SKLEARN_FILE = "sklearn.joblib"
+#: CLINC150 val + oos_val as ``text,label``: the split the build calibrates on (manifest).
+VAL_FILE = "val.csv"
 #: ONNX opset of the default domain and IR version; pinned so a newer onnx package does not change
 #: the bytes.
 TARGET_OPSET = 17
 IR_VERSION = 8
 #: Pad token of the char tokenizer; two characters, so it never equals a one-character token.
 CHAR_PAD = "<>"
-SEED = 0
 
 
-def build_pipeline() -> Pipeline:
+def build_pipeline(seed: int = 0) -> Pipeline:
     """The unfitted scikit-learn pipeline: text -> word + char TF-IDF -> logistic regression."""
     words = TfidfVectorizer(ngram_range=(1, 2), token_pattern=r"[a-z0-9_]+", min_df=2)
     chars = TfidfVectorizer(analyzer="char", ngram_range=(2, 5), max_features=20_000)
     return Pipeline(
         [
             ("features", FeatureUnion([("words", words), ("chars", chars)])),
-            ("classifier", LogisticRegression(C=10.0, max_iter=1000, random_state=SEED)),
+            ("classifier", LogisticRegression(C=10.0, max_iter=1000, random_state=seed)),
         ]
     )
 
 
-def training_data() -> tuple[list[str], list[str]]:
-    """Normalized texts and intents of CLINC150 train + oos_train."""
+def training_data(seed: int = 0) -> tuple[list[str], list[str]]:
+    """Normalized texts and intents of CLINC150 train + oos_train: in file order for seed 0,
+    shuffled by any other seed (the same model up to rounding, other bytes: a perturbed build)."""
     pairs = clinc150("train") + clinc150("oos_train")
+    if seed:
+        order = np.random.default_rng(seed).permutation(len(pairs))
+        pairs = [pairs[i] for i in order]
     return [normalize_text(text) for text, _ in pairs], [intent for _, intent in pairs]
 
 
@@ -247,14 +257,16 @@ def _check_onnx(path: Path, pipeline: Pipeline, texts: list[str]) -> tuple[float
 
 def main() -> None:
     started = time.perf_counter()
-    texts, intents = training_data()
-    pipeline = build_pipeline().fit(texts, intents)
+    seed = build_seed(FOLDER)
+    texts, intents = training_data(seed)
+    pipeline = build_pipeline(seed).fit(texts, intents)
     fitted = time.perf_counter() - started
 
     artifacts = FOLDER / ARTIFACTS_DIRNAME
     artifacts.mkdir(exist_ok=True)
     (artifacts / ONNX_FILE).write_bytes(to_onnx(pipeline).SerializeToString())
     save_pipeline(pipeline, artifacts / SKLEARN_FILE)
+    write_val_csv(artifacts / VAL_FILE, ["text", "label"], [list(p) for p in clinc150_eval("val")])
 
     metrics: dict[str, Any] = {}
     for split in ("test", "val"):
@@ -272,10 +284,8 @@ def main() -> None:
     metrics["n_features"] = int(pipeline.named_steps["classifier"].coef_.shape[1])
     metrics["eval_set"] = "CLINC150 test + oos_test (val_*: val + oos_val)"
 
-    manifest = record_build(FOLDER, [ONNX_FILE, SKLEARN_FILE], metrics)
-    sizes = ", ".join(
-        f"{name} {rec.bytes / 1e6:.1f} MB" for name, rec in manifest.artifacts.items()
-    )
+    record = record_build(FOLDER, [ONNX_FILE, SKLEARN_FILE, VAL_FILE], metrics)
+    sizes = ", ".join(f"{name} {rec.bytes / 1e6:.1f} MB" for name, rec in record.artifacts.items())
     print(f"fit {fitted:.1f}s, total {time.perf_counter() - started:.1f}s; {sizes}")
 
 

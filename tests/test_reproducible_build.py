@@ -8,12 +8,13 @@ checkout's own build is untouched; ~1.5 min (turn_intent retrained, the chain re
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 from skills.data import bank_marketing, clinc150_eval
 
@@ -27,15 +28,14 @@ def _git(repo: Path, *args: str) -> str:
 
 
 def _copy_checkout(target: Path) -> None:
-    """The files git sees (tracked or not ignored) and the built skills, committed in a new repo."""
-    listed = _git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
-    for name in filter(None, listed.split("\0")):
-        source = ROOT / name
-        if source.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
-    for artifacts in sorted((ROOT / "skills").glob("*/artifacts")):
-        shutil.copytree(artifacts, target / artifacts.relative_to(ROOT))
+    """The files git sees and the built skills (bench/cascade.py's copy, which its perturbed-build
+    benchmark uses too), committed in a new repository."""
+    spec = importlib.util.spec_from_file_location("bench_cascade", ROOT / "bench" / "cascade.py")
+    assert spec is not None and spec.loader is not None
+    cascade = importlib.util.module_from_spec(spec)
+    with mock.patch.dict(os.environ):  # the bench sets its log level in the environment
+        spec.loader.exec_module(cascade)
+    cascade.copy_checkout(target)
     _git(target, "init", "-q")
     _git(target, "add", "-A")
     _git(target, "-c", "user.name=ci", "-c", "user.email=ci@localhost", "commit", "-qm", "copy")

@@ -1,13 +1,14 @@
 """Train a skill from a labelled CSV, evaluate it, calibrate it: ``orchestrator skills train|eval|
 calibrate``.
 
-``train_text_classifier`` fits word 1-2 + char 2-5 TF-IDF and logistic regression (the recipe and
-the ONNX export of ``skills.turn_intent``); ``train_tabular_classifier`` fits one-hot categoricals +
-numbers (median-imputed) and gradient-boosted trees or logistic regression, exported by skl2onnx.
-Both split off a stratified validation part (seed 0), check ONNX Runtime against scikit-learn on
-it, choose the escalation threshold on it (:mod:`orchestrator.calibration`) and write a new skill
-folder (see :mod:`orchestrator.skill_kinds`): the folder is the registration, nothing else
-changes. The first version of a name gets the ``prod`` alias, later ones ``canary``.
+``train_text_classifier`` fits word 1-2 + char 2-5 TF-IDF and logistic regression (the recipe
+and its ONNX export are :mod:`orchestrator.tfidf_pipeline`, which turn_intent's build uses too);
+``train_tabular_classifier`` fits one-hot categoricals + numbers (median-imputed) and
+gradient-boosted trees or logistic regression, exported by skl2onnx. Both split off a stratified
+validation part (seed 0), check ONNX Runtime against scikit-learn on it, choose the escalation
+threshold on it (:mod:`orchestrator.calibration`) and write a new skill folder (see
+:mod:`orchestrator.skill_kinds`): the folder is the registration, nothing else changes. The first
+version of a name gets the ``prod`` alias, later ones ``canary``.
 
 Example::
 
@@ -119,7 +120,7 @@ def train_text_classifier(
     target = plan_target(skills_dir, name, version, force)
     train_idx, val_idx = stratified_split(len(texts), labels, val_fraction)
 
-    from skills.turn_intent.train import build_pipeline
+    from orchestrator.tfidf_pipeline import build_pipeline
 
     pipeline = build_pipeline()
     normalized = [normalize_text(t) for t in texts]
@@ -282,7 +283,7 @@ def _text_onnx(pipeline: Any, name: str) -> Any:
     import numpy as np
     from sklearn.pipeline import Pipeline
 
-    from skills.turn_intent.train import to_onnx
+    from orchestrator.tfidf_pipeline import to_onnx
 
     classifier = pipeline.named_steps["classifier"]
     if len(classifier.classes_) == 2:

@@ -55,7 +55,7 @@ from orchestrator.build_record import (
     load_build_record,
     update_build_record,
 )
-from orchestrator.errors import SetupError, SkillDefinitionError
+from orchestrator.errors import CalibrationError, SkillDefinitionError
 
 if TYPE_CHECKING:
     from orchestrator.registry import SkillVersion
@@ -84,12 +84,6 @@ __all__ = [
 DEFAULT_CONFIDENCE_LEVEL = 0.9
 #: Items per predict call when the skill sets no max_batch.
 PREDICT_CHUNK = 4096
-
-
-class CalibrationError(SetupError):
-    """No threshold reaches the target accuracy, or the calibration data are unusable."""
-
-    code = "calibration_error"
 
 
 @dataclass(frozen=True)

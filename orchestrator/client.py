@@ -30,23 +30,11 @@ from typing import Any, Self
 
 import httpx
 
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import ServiceError
 
 __all__ = ["Client", "ServiceError"]
 
 _TERMINAL = ("succeeded", "failed", "cancelled")
-
-
-class ServiceError(OrchestratorError):
-    """The service answered with an error (an RFC 9457 problem)."""
-
-    def __init__(self, status: int, problem: dict[str, Any]) -> None:
-        self.status = status
-        self.problem = problem
-        self.code = str(problem.get("code") or f"http_{status}")
-        self.errors: list[dict[str, str]] = list(problem.get("errors") or [])
-        self.retry_after: float | None = None
-        super().__init__(f"HTTP {status} {self.code}: {problem.get('detail', '')}")
 
 
 class Client:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.errors import SetupError
+from orchestrator.errors import DatasetError
 
 if TYPE_CHECKING:
     pass
@@ -46,12 +46,6 @@ TABULAR_MAX_GAP = 1e-3
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 VERSION_PATTERN = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]*$")
-
-
-class DatasetError(SetupError):
-    """A training or evaluation CSV cannot be used as given; the message says what to fix."""
-
-    code = "dataset_error"
 
 
 # ---------------------------------------------------------------------------------------------

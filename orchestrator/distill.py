@@ -44,7 +44,7 @@ import typer
 
 from orchestrator.calibration import DEFAULT_CONFIDENCE_LEVEL
 from orchestrator.cli_errors import fail_command
-from orchestrator.errors import OrchestratorError, SetupError
+from orchestrator.errors import DistillError, OrchestratorError
 from orchestrator.skill_kinds import normalize_text
 
 if TYPE_CHECKING:
@@ -77,12 +77,6 @@ OOS_LABEL = "oos"
 DEFAULT_TARGET = 0.97
 
 Pairs = list[tuple[str, str]]
-
-
-class DistillError(SetupError):
-    """Distillation, promotion or rollback cannot proceed; the message says why and what to do."""
-
-    code = "distill_error"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,18 +6,28 @@ Every error the runtime raises on purpose derives from :class:`OrchestratorError
     ├── SetupError                 the job never started: fix the graph, the skill or the config
     │   ├── ConfigError            a setting is missing or malformed
     │   ├── SkillDefinitionError   a skill class or manifest breaks the skill contract
-    │   ├── ArtifactError          a skill is not built, or a model file does not match its build record
-    │   ├── UnknownSkillError      a graph names a skill (or alias, or version) that is not registered
+    │   ├── ArtifactError          not built, or an artifact does not match its build record
+    │   ├── UnknownSkillError      a graph names a skill (alias, version) that is not registered
     │   ├── GraphValidationError   a graph spec is malformed: carries one issue per bad step
-    │   └── PlanInvalid            the planner's graph stayed invalid after its repair rounds
-    └── RunError                   the job started and something failed while it ran
-        ├── SkillRunError          a skill raised, or returned outputs that break its contract
-        ├── ExecutorError          a worker could not be started or reached
-        ├── LLMUnavailable         no big-model provider answered (each one's reason attached)
-        ├── LLMRequestRejected     a provider refused the request itself (400/413/422)
-        ├── LLMOutputInvalid       the big model's answer broke its schema, even after a re-ask
-        ├── BudgetExceeded         the job's big-model budget (calls or tokens) is spent
-        └── PrivacyViolation       the privacy policy forbids sending this text anywhere configured
+    │   ├── PlanInvalid            the planner's graph stayed invalid after its repair rounds
+    │   ├── CalibrationError       no threshold reaches the target, or unusable calibration data
+    │   ├── DatasetError           a training or evaluation CSV cannot be used as given
+    │   ├── DistillError           distillation, promotion or rollback cannot proceed
+    │   ├── ReviewError            a review answer cannot be taken (unknown ticket, bad answer)
+    │   ├── UnknownJob             no job of that id in the store
+    │   ├── GraphNotFound          the service has no graph of that name
+    │   ├── TooManyItems           a job carries more items than one job may
+    │   └── IdempotencyConflict    an Idempotency-Key was reused with a different request
+    ├── RunError                   the job started and something failed while it ran
+    │   ├── SkillRunError          a skill raised, or returned outputs that break its contract
+    │   ├── ExecutorError          a worker could not be started or reached
+    │   ├── LLMUnavailable         no big-model provider answered (each one's reason attached)
+    │   ├── LLMRequestRejected     a provider refused the request itself (400/413/422)
+    │   ├── LLMOutputInvalid       the big model's answer broke its schema, even after a re-ask
+    │   ├── BudgetExceeded         the job's big-model budget (calls or tokens) is spent
+    │   ├── PrivacyViolation       the privacy policy forbids sending this text anywhere configured
+    │   └── Overloaded             back-pressure: too much in flight; retry after ``retry_after``
+    └── ServiceError               the job service answered with an error (the Python client)
 
 Setup errors are raised before any worker starts, so a bad graph costs nothing. Every message says
 what to do about it.
@@ -27,25 +37,35 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "ArtifactError",
     "BudgetExceeded",
+    "CalibrationError",
     "ConfigError",
+    "DatasetError",
+    "DistillError",
     "ExecutorError",
     "GraphIssue",
+    "GraphNotFound",
     "GraphValidationError",
+    "IdempotencyConflict",
     "LLMOutputInvalid",
     "LLMRequestRejected",
     "LLMUnavailable",
     "OrchestratorError",
+    "Overloaded",
     "PlanInvalid",
     "PrivacyViolation",
     "ReviewError",
     "RunError",
+    "ServiceError",
     "SetupError",
     "SkillDefinitionError",
     "SkillRunError",
+    "TooManyItems",
+    "UnknownJob",
     "UnknownSkillError",
 ]
 
@@ -206,3 +226,70 @@ class ReviewError(SetupError):
     def __init__(self, message: str, *, code: str = "review_invalid") -> None:
         super().__init__(message)
         self.code = code
+
+
+# --- errors of one command or surface, here so the tree is whole -----------------------------
+
+
+class CalibrationError(SetupError):
+    """No threshold reaches the target accuracy, or the calibration data are unusable."""
+
+    code = "calibration_error"
+
+
+class DatasetError(SetupError):
+    """A training or evaluation CSV cannot be used as given; the message says what to fix."""
+
+    code = "dataset_error"
+
+
+class DistillError(SetupError):
+    """Distillation, promotion or rollback cannot proceed; the message says why and what to do."""
+
+    code = "distill_error"
+
+
+class UnknownJob(SetupError):
+    """No job of that id in the store."""
+
+    code = "unknown_job"
+
+
+class TooManyItems(SetupError):
+    """A job carries more items than one job may (split it)."""
+
+    code = "too_many_items"
+
+
+class GraphNotFound(SetupError):
+    """No graph of that name in the service's graphs folder."""
+
+    code = "unknown_graph"
+
+
+class IdempotencyConflict(SetupError):
+    """An Idempotency-Key was reused with a different request."""
+
+    code = "idempotency_conflict"
+
+
+class Overloaded(RunError):
+    """Back-pressure: too many jobs or items in flight; retry after ``retry_after`` seconds."""
+
+    code = "overloaded"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ServiceError(OrchestratorError):
+    """The service answered with an error (an RFC 9457 problem)."""
+
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        self.status = status
+        self.problem = problem
+        self.code = str(problem.get("code") or f"http_{status}")
+        self.errors: list[dict[str, str]] = list(problem.get("errors") or [])
+        self.retry_after: float | None = None
+        super().__init__(f"HTTP {status} {self.code}: {problem.get('detail', '')}")

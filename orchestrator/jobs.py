@@ -46,7 +46,13 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from orchestrator.errors import OrchestratorError, RunError, SetupError
+from orchestrator.errors import (
+    GraphNotFound,
+    IdempotencyConflict,
+    OrchestratorError,
+    Overloaded,
+    TooManyItems,
+)
 from orchestrator.ledger import Ledger
 from orchestrator.llm import Budget
 from orchestrator.store import (
@@ -80,34 +86,6 @@ log = get_logger(__name__)
 
 _GRAPH_NAME = r"^[A-Za-z0-9_-]{1,100}$"
 _BATCH = 2000  # items per insert transaction while receiving
-
-
-class Overloaded(RunError):
-    """Back-pressure: too many jobs or items in flight; retry after ``retry_after`` seconds."""
-
-    code = "overloaded"
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class TooManyItems(SetupError):
-    """A job carries more items than one job may (split it)."""
-
-    code = "too_many_items"
-
-
-class GraphNotFound(SetupError):
-    """No graph of that name in the service's graphs folder."""
-
-    code = "unknown_graph"
-
-
-class IdempotencyConflict(SetupError):
-    """An Idempotency-Key was reused with a different request."""
-
-    code = "idempotency_conflict"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.baseline import CHARS_PER_TOKEN, Measurement
-from orchestrator.errors import SetupError
+from orchestrator.errors import UnknownJob
 from orchestrator.ledger import Ledger
 from orchestrator.prices import Price
 from orchestrator.store import JobRecord, Store, StoredItem, ledger_from_raw, open_store
@@ -72,12 +72,6 @@ SOURCES = {
     "degraded": "degraded (big model failed)",
     "review": "held for review",
 }
-
-
-class UnknownJob(SetupError):
-    """No job of that id in the store."""
-
-    code = "unknown_job"
 
 
 # --- recording runs ------------------------------------------------------------------------------

@@ -36,7 +36,6 @@ on 2 cores (MiniLM reuses the training embeddings cached in ``artifacts/.embeddi
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -57,6 +56,7 @@ os.environ.setdefault("ORCHESTRATOR_LOG_LEVEL", "WARNING")
 
 import orchestrator
 from orchestrator import GraphSpec, LocalExecutor, Registry, Runtime
+from orchestrator.build_record import cpu_model
 from orchestrator.config import Settings
 from orchestrator.llm import LLMGateway, Provider
 from orchestrator.telemetry import configure_logging
@@ -184,14 +184,8 @@ def measure_here(threshold: float | None, items_per_call: int) -> dict[str, Any]
 
 def machine() -> dict[str, Any]:
     """CPU model and cores of this machine (the builds' figures depend on it)."""
-    cpu = platform.processor() or "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
     return {
-        "cpu_model": cpu,
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpu_affinity": len(os.sched_getaffinity(0)),
         "python": platform.python_version(),

@@ -93,8 +93,8 @@ def calibrate_for_build(root: Path, graphs_dir: Path | None) -> dict[str, list[s
     for need in calibration_needs(registry, graphs_dir):
         if _is_current(need):
             continue
-        spec = _spec(need)
-        if spec is None:
+        owner = _governing(need)
+        if owner is None:
             problems.append(
                 f"{need.where}: threshold 'calibrated' but {need.version.key} has no calibration "
                 "for its current artifacts and its manifest declares no validation split; add a "
@@ -102,19 +102,25 @@ def calibrate_for_build(root: Path, graphs_dir: Path | None) -> dict[str, list[s
                 f"{need.version.name}` by hand, or give the step a number"
             )
             continue
-        note = _calibrate(need, spec)
+        note = _calibrate(need, owner)
         done.setdefault(need.version.name, []).append(note)
     if problems:
         raise SetupError("cannot calibrate what the graphs need:\n- " + "\n- ".join(problems))
     return done
 
 
-def _spec(need: CalibrationNeed) -> CalibrationSpec | None:
-    """The calibration block that governs a need: the skill's own, else the first tier's."""
+def _governing(need: CalibrationNeed) -> SkillVersion | None:
+    """The version whose manifest's calibration block (settings and validation split) governs a
+    need: the skill's own, else the first tier's; None when neither has one."""
     for version in (need.version, need.first):
         if version is not None and version.manifest and version.manifest.calibration:
-            return version.manifest.calibration
+            return version
     return None
+
+
+def _spec(version: SkillVersion) -> CalibrationSpec:
+    assert version.manifest is not None and version.manifest.calibration is not None
+    return version.manifest.calibration
 
 
 def _is_current(need: CalibrationNeed) -> bool:
@@ -131,11 +137,11 @@ def _is_current(need: CalibrationNeed) -> bool:
         return False
     if record.get("by") != "build":
         return True  # made by hand: kept until the artifacts change
-    spec = _spec(need)
-    return spec is not None and _settings(need, spec) == _settings_of(record)
+    owner = _governing(need)
+    return owner is not None and _settings(need, _spec(owner)) == _settings_of(record)
 
 
-def _levels(need: CalibrationNeed, spec: CalibrationSpec) -> float:
+def _level(need: CalibrationNeed, spec: CalibrationSpec) -> float:
     from orchestrator.calibration import DEFAULT_CONFIDENCE_LEVEL
     from orchestrator.chain_calibration import DEFAULT_CHAIN_CONFIDENCE_LEVEL
 
@@ -147,7 +153,7 @@ def _levels(need: CalibrationNeed, spec: CalibrationSpec) -> float:
 def _settings(need: CalibrationNeed, spec: CalibrationSpec) -> dict[str, Any]:
     return {
         "target_accuracy": float(spec.target_accuracy),
-        "confidence_level": float(_levels(need, spec)),
+        "confidence_level": float(_level(need, spec)),
         "label_shares": {k: float(v) for k, v in (spec.label_shares or {}).items()},
     }
 
@@ -160,20 +166,17 @@ def _settings_of(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _calibrate(need: CalibrationNeed, spec: CalibrationSpec) -> str:
-    """Compute and store one calibration from the declared validation split."""
+def _calibrate(need: CalibrationNeed, owner: SkillVersion) -> str:
+    """Compute and store one calibration from the validation split ``owner`` declares."""
     from orchestrator.calibration import calibrate
     from orchestrator.chain_calibration import calibrate_after
     from orchestrator.evaluation import validation_data
 
-    # the validation split of whichever skill's block governs (the chain skill's, else the first's)
-    own = need.version.manifest is not None and need.version.manifest.calibration is not None
-    owner = need.version if own or need.first is None else need.first
+    spec = _spec(owner)
     data, labels, source, shares = validation_data(owner)
-    level = _levels(need, spec)
     common: dict[str, Any] = {
         "label_shares": shares,
-        "confidence_level": level,
+        "confidence_level": _level(need, spec),
         "source": source,
         "by": "build",
     }

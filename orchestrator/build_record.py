@@ -44,6 +44,7 @@ __all__ = [
     "BuildRecord",
     "artifacts_fingerprint",
     "build_seed",
+    "cpu_model",
     "inputs_digest",
     "load_build_record",
     "machine",
@@ -220,13 +221,28 @@ def verify_artifacts(folder: Path, manifest: SkillManifest, record: BuildRecord 
 
 def build_seed(folder: Path) -> int:
     """The seed a training script uses: ``ORCHESTRATOR_TRAIN_SEED`` if set, else the manifest's."""
+    return _seed(load_manifest(folder))
+
+
+def _seed(manifest: SkillManifest) -> int:
     override = os.environ.get(SEED_ENV)
     if override is not None and override.strip():
         try:
             return int(override)
         except ValueError:
             raise SkillDefinitionError(f"{SEED_ENV}={override!r} is not an integer") from None
-    return load_manifest(folder).inputs.seed
+    return manifest.inputs.seed
+
+
+def _input_file(root: Path, relative: str, manifest: SkillManifest, key: str) -> str:
+    """The sha256 of an input file; SkillDefinitionError naming the manifest key if it is gone."""
+    path = root / relative
+    if not path.is_file():
+        raise SkillDefinitionError(
+            f"skill {manifest.name!r}: {relative} (inputs.{key} in its manifest) is missing "
+            f"under {root}"
+        )
+    return sha256_file(path)
 
 
 def resolve_inputs(folder: Path, manifest: SkillManifest) -> dict[str, Any]:
@@ -237,30 +253,17 @@ def resolve_inputs(folder: Path, manifest: SkillManifest) -> dict[str, Any]:
     root = folder.parent.parent
     spec = manifest.inputs
     for relative, pinned in spec.data.items():
-        path = root / relative
-        if not path.is_file():
-            raise SkillDefinitionError(
-                f"skill {manifest.name!r}: data file {relative} (inputs.data in its manifest) is "
-                f"missing under {root}"
-            )
-        actual = sha256_file(path)
+        actual = _input_file(root, relative, manifest, "data")
         if actual != pinned:
             raise SkillDefinitionError(
                 f"skill {manifest.name!r}: data file {relative} has sha256 {actual}, its manifest "
                 f"pins {pinned}; restore the file, or if the data changed on purpose put the new "
                 "sha256 in inputs.data of manifest.yaml"
             )
-    code = {}
-    for relative in spec.code:
-        path = root / relative
-        if not path.is_file():
-            raise SkillDefinitionError(
-                f"skill {manifest.name!r}: code file {relative} (inputs.code) is missing"
-            )
-        code[relative] = sha256_file(path)
-    upstream = {}
-    for name in spec.skills:
-        upstream[name] = artifacts_fingerprint(load_build_record(folder.parent / name))
+    code = {relative: _input_file(root, relative, manifest, "code") for relative in spec.code}
+    upstream = {
+        name: artifacts_fingerprint(load_build_record(folder.parent / name)) for name in spec.skills
+    }
     packages = {}
     for dist in spec.packages:
         try:
@@ -272,23 +275,26 @@ def resolve_inputs(folder: Path, manifest: SkillManifest) -> dict[str, Any]:
         "data": dict(spec.data),
         "code": code,
         "skills": upstream,
-        "seed": build_seed(folder),
+        "seed": _seed(manifest),
         "packages": packages,
     }
 
 
-def machine() -> dict[str, str]:
-    """Where and when a build ran: CPU model, cores, Python, UTC time."""
-    cpu = platform.processor() or platform.machine()
+def cpu_model() -> str:
+    """The CPU's model name (what makes a build's bytes differ), from /proc/cpuinfo when there."""
     try:
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
             if line.startswith("model name"):
-                cpu = line.partition(":")[2].strip()
-                break
+                return line.partition(":")[2].strip()
     except OSError:
         pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, str]:
+    """Where and when a build ran: CPU model, cores, Python, UTC time."""
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cores": str(os.cpu_count()),
         "python": platform.python_version(),
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

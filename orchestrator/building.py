@@ -19,7 +19,7 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from orchestrator.build_record import (
@@ -82,10 +82,7 @@ def build_skills(
         from orchestrator.build_calibration import calibrate_for_build
 
         notes = calibrate_for_build(root, graphs)
-        outcomes = [
-            BuildOutcome(o.name, o.status, o.seconds, o.reason, notes.get(o.name, []))
-            for o in outcomes
-        ]
+        outcomes = [replace(o, calibrations=notes.get(o.name, [])) for o in outcomes]
     return outcomes
 
 

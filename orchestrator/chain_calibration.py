@@ -238,11 +238,11 @@ def write_chain_calibration(
     from pathlib import Path
 
     folder = Path(folder)
+    build = load_build_record(folder)
     record = result.record()
-    record["artifacts_fingerprint"] = artifacts_fingerprint(load_build_record(folder))
+    record["artifacts_fingerprint"] = artifacts_fingerprint(build)
     record["after_fingerprint"] = _fingerprint(first)
     record["by"] = by
-    build = load_build_record(folder)
     after = dict(build.calibration_after) if build is not None else {}
     after[result.after] = record
     update_build_record(folder, calibration_after=after)

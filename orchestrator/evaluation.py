@@ -17,9 +17,7 @@ from orchestrator.csv_table import (
     read_csv,
     require_columns,
 )
-from orchestrator.manifest import (
-    MANIFEST_FILENAME,
-)
+from orchestrator.manifest import ARTIFACTS_DIRNAME, MANIFEST_FILENAME
 from orchestrator.skill_folders import existing_versions, resolve_skills_dir
 from orchestrator.skill_kinds import (
     CONFIG_FILE,
@@ -212,8 +210,6 @@ def validation_data(version: SkillVersion) -> tuple[Any, list[str], str, dict[st
 
 def _validation_path(folder: Path, file: str) -> Path:
     """A validation file: in the artifacts folder, else from the project root."""
-    from orchestrator.manifest import ARTIFACTS_DIRNAME
-
     for path in (folder / ARTIFACTS_DIRNAME / file, folder.parent.parent / file):
         if path.is_file():
             return path

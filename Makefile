@@ -40,6 +40,7 @@ demo: tree-before skills
 lint: $(STAMP)
 	$(BIN)/ruff check orchestrator skills tests bench examples
 	$(BIN)/ruff format --check orchestrator skills tests bench examples
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy orchestrator

@@ -2,7 +2,7 @@
 
 Both paths ask the same big model (the gateway passed in: the embedded SmolLM2-135M unless
 ``ORCHESTRATOR_LLM_PROVIDERS`` names another) the same way, through the cascade's
-:class:`~orchestrator.cascade.Escalator` (batches of ``items_per_call`` turns, an answer schema that
+:class:`~orchestrator.graph.cascade.Escalator` (batches of ``items_per_call`` turns, an answer schema that
 admits only turn_intent's labels, the privacy guard as in a job):
 
 - **all to the big model**: every turn is escalated, no small model runs;
@@ -29,13 +29,13 @@ from typing import Any
 from cascade import turn_graph
 
 from orchestrator import LocalExecutor, Registry, Runtime
-from orchestrator.audit import AuditLog
-from orchestrator.cascade import Escalator
-from orchestrator.compiler import compile_graph
+from orchestrator.accounting.ledger import Ledger
 from orchestrator.config import Settings
-from orchestrator.ledger import Ledger
-from orchestrator.llm import Budget, LLMGateway
-from orchestrator.privacy import guarded_complete
+from orchestrator.graph.cascade import Escalator
+from orchestrator.graph.compiler import compile_graph
+from orchestrator.llm.audit import AuditLog
+from orchestrator.llm.gateway import Budget, LLMGateway
+from orchestrator.llm.privacy import guarded_complete
 from skills.data import clinc150_eval
 
 #: one big-model call at a time, and room for a slow answer from a tiny CPU model

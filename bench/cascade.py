@@ -56,10 +56,10 @@ os.environ.setdefault("ORCHESTRATOR_LOG_LEVEL", "WARNING")
 
 import orchestrator
 from orchestrator import GraphSpec, LocalExecutor, Registry, Runtime
-from orchestrator.build_record import cpu_model
 from orchestrator.config import Settings
-from orchestrator.llm import LLMGateway, Provider
-from orchestrator.telemetry import configure_logging
+from orchestrator.llm.gateway import LLMGateway, Provider
+from orchestrator.registry.build_record import cpu_model
+from orchestrator.telemetry.logs import configure_logging
 from orchestrator.testing import StubLLMServer
 from skills.data import OOS_INTENT, clinc150_eval
 
@@ -243,7 +243,13 @@ def _run(copy: Path, argv: list[str], timeout: int) -> subprocess.CompletedProce
 def build_in_copy(copy: Path, seed: int) -> dict[str, Any]:
     """Build the chain's skills in the copy (seed 0: a plain build, which only recalibrates what
     the manifests' settings made stale); what the build records say about it."""
-    argv = ["-c", "from orchestrator.cli import main; main()", "skills", "build", *PERTURBED]
+    argv = [
+        "-c",
+        "from orchestrator.cli.commands import main; main()",
+        "skills",
+        "build",
+        *PERTURBED,
+    ]
     started = time.perf_counter()
     done = _run(copy, argv + (["--seed", str(seed)] if seed else []), timeout=1800)
     took = time.perf_counter() - started

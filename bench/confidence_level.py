@@ -47,7 +47,8 @@ import numpy as np
 os.environ.setdefault("ORCHESTRATOR_LOG_LEVEL", "WARNING")
 
 from orchestrator import Registry
-from orchestrator.calibration import (
+from orchestrator.config import Settings
+from orchestrator.learning.calibrate import (
     DEFAULT_CONFIDENCE_LEVEL,
     choose_threshold,
     columns_for,
@@ -55,9 +56,11 @@ from orchestrator.calibration import (
     same_label,
     share_weights,
 )
-from orchestrator.chain_calibration import DEFAULT_CHAIN_CONFIDENCE_LEVEL, choose_chain_thresholds
-from orchestrator.config import Settings
-from orchestrator.evaluation import validation_data
+from orchestrator.learning.chain_calibrate import (
+    DEFAULT_CHAIN_CONFIDENCE_LEVEL,
+    choose_chain_thresholds,
+)
+from orchestrator.learning.evaluate import validation_data
 
 LEVELS = (0.5, 0.8, 0.9, 0.95, 0.975, 0.99)
 FIRST, SECOND = "turn_intent", "turn_intent_minilm"

@@ -13,7 +13,7 @@ Data, with nothing leaking between roles:
 - rounds 1-3 each send fresh traffic: the next ``--traffic-per-intent`` rows per intent of
   ``train`` (disjoint slices, never in the base set); the current prod version answers them, items
   under its threshold go to the oracle, and its answers become examples;
-- each round then runs :func:`orchestrator.distill.distill` (base + every example so far -> a
+- each round then runs :func:`orchestrator.learning.distill.distill` (base + every example so far -> a
   canary), and promotes it;
 - every version is calibrated on ``val`` + ``oos_val`` (weighted to 18 % out-of-scope, as
   turn_intent) at the same target, and measured on ``test`` + ``oos_test`` (never used to choose
@@ -40,11 +40,12 @@ os.environ.setdefault("ORCHESTRATOR_LOG_LEVEL", "WARNING")
 
 import numpy as np
 
-from orchestrator.calibration import calibrate, predict_labels, stored_threshold
-from orchestrator.distill import distill, promote
-from orchestrator.evaluation import load_version
-from orchestrator.examples import Example, ExampleStore
-from orchestrator.training import train_text_classifier
+from orchestrator.learning.calibrate import calibrate, predict_labels
+from orchestrator.learning.distill import distill, promote
+from orchestrator.learning.evaluate import load_version
+from orchestrator.learning.train import train_text_classifier
+from orchestrator.registry.calibrations import stored_threshold
+from orchestrator.store.examples import Example, ExampleStore
 from skills.data import OOS_INTENT, clinc150, clinc150_eval
 
 NAME = "clinc_intent"

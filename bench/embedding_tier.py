@@ -16,7 +16,7 @@ test is only reported):
 2. tier 1 = the project's ``skills/turn_intent/artifacts/model.onnx`` (TF-IDF + LR);
 3. tier 2 = LogisticRegression on the embeddings (C picked on val);
 4. reports, on test: tier 1 alone, embedding LR alone, the cascade tier 1 -> tier 2 with the
-   SAME threshold (orchestrator/cascade.py semantics: keep tier 2's answer if its confidence >=
+   SAME threshold (orchestrator/graph/cascade.py semantics: keep tier 2's answer if its confidence >=
    the step threshold), the cascade with a separate threshold per tier, and blends of the two
    models' probabilities (arithmetic / geometric mean, weight picked on val) as one tier 1.
 """
@@ -35,7 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.calibration import (  # noqa: E402
+from orchestrator.learning.calibrate import (  # noqa: E402
     choose_threshold,
     share_weights,
     wilson_lower_bound,
@@ -130,7 +130,7 @@ def weights_for(labels: np.ndarray) -> np.ndarray:
 
 
 def single_threshold(conf: np.ndarray, correct: np.ndarray, w: np.ndarray, level: float) -> float:
-    """The project's own rule (orchestrator.calibration.choose_threshold)."""
+    """The project's own rule (orchestrator.learning.calibrate.choose_threshold)."""
     return choose_threshold(
         conf,
         correct,

@@ -1,6 +1,6 @@
 """Latency of real-time turns: ``POST /v1/graphs/outbound_call_turn/invoke`` under concurrent load.
 
-Starts the job service (``python -m orchestrator.serve``, local executor, SQLite in a temp dir) on
+Starts the job service (``python -m orchestrator.service.settings``, local executor, SQLite in a temp dir) on
 127.0.0.1, then drives it from this process with N concurrent clients, each on its own
 keep-alive connection, through a minimal HTTP/1.1 client on raw asyncio streams (a full HTTP
 client library would eat the CPU the server needs: the machine has 2 cores). Two phases:
@@ -165,7 +165,7 @@ def _free_port() -> int:
 
 def start_service(data_dir: Path, port: int) -> tuple[subprocess.Popen, str]:
     sys.path.insert(0, str(ROOT))
-    from orchestrator.auth import new_key
+    from orchestrator.service.auth import new_key
 
     key, digest = new_key()
     config = data_dir / "service.yaml"
@@ -179,7 +179,15 @@ def start_service(data_dir: Path, port: int) -> tuple[subprocess.Popen, str]:
         )
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.serve", "--port", str(port), "--config", str(config)],
+        [
+            sys.executable,
+            "-m",
+            "orchestrator.service.settings",
+            "--port",
+            str(port),
+            "--config",
+            str(config),
+        ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=(data_dir / "service.log").open("wb"),

@@ -24,13 +24,13 @@ from typing import Any
 os.environ.setdefault("ORCHESTRATOR_LOG_LEVEL", "WARNING")
 
 from orchestrator import LocalExecutor, Registry, Runtime
-from orchestrator.audit import AuditLog
 from orchestrator.config import Settings
-from orchestrator.embedded import default_gateway
-from orchestrator.llm import LLMGateway
-from orchestrator.plan_cache import PlanCache
-from orchestrator.planner import Planner
-from orchestrator.telemetry import configure_logging
+from orchestrator.llm.audit import AuditLog
+from orchestrator.llm.embedded import default_gateway
+from orchestrator.llm.gateway import LLMGateway
+from orchestrator.planning.cache import PlanCache
+from orchestrator.planning.planner import Planner
+from orchestrator.telemetry.logs import configure_logging
 
 TASK = "classify each call turn's intent and decide the next action"
 FIELDS = {"utterance": "str"}

@@ -111,7 +111,7 @@ def measure_limit(registry: Any, texts: list[str], repeat: int) -> dict[str, Any
 
 def make(kind: str, replicas: int, **serve: Any) -> Any:
     from orchestrator.executors import RayExecutor, ServeExecutor
-    from orchestrator.executors.serve import ServeOptions
+    from orchestrator.executors.serve_options import ServeOptions
 
     if kind == "actors":
         return RayExecutor(num_cpus=2, replicas=replicas)
@@ -217,7 +217,7 @@ def measure_multiplex(registry: Any, texts: list[str]) -> dict[str, Any]:
 
     from orchestrator import Registry
     from orchestrator.executors import ServeExecutor
-    from orchestrator.executors.serve import deployment_name, family_name
+    from orchestrator.executors.serve_options import deployment_name, family_name
 
     base = registry.resolve("turn_intent@prod")
     twin_cls = type(base.skill_cls.__name__, (base.skill_cls,), {"version": "1.0.0-twin"})
@@ -374,7 +374,7 @@ def main() -> None:
 
     from orchestrator import Registry
     from orchestrator.executors.ray import connect
-    from orchestrator.telemetry import configure_logging
+    from orchestrator.telemetry.logs import configure_logging
 
     configure_logging("json", "WARNING")
     registry = Registry.from_folder(ROOT / "skills")

@@ -322,10 +322,10 @@ def run_section(name: str, measure: Callable[[], dict[str, Any]]) -> dict[str, A
 def measure_all(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """Every chosen section, in order; the big model starts once, for the sections that ask it."""
     from orchestrator import Registry
-    from orchestrator.audit import AuditLog
     from orchestrator.config import Settings
-    from orchestrator.embedded import default_gateway
-    from orchestrator.telemetry import configure_logging
+    from orchestrator.llm.audit import AuditLog
+    from orchestrator.llm.embedded import default_gateway
+    from orchestrator.telemetry.logs import configure_logging
 
     configure_logging("json", "WARNING")  # logs to stderr; stdout is the tables
     registry = Registry.from_folder(Settings().skills_dir)

@@ -341,7 +341,7 @@ class Timers:
 
 def instrumented_run(runtime: Any, graph: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
     """One job with perf_counter wrappers around the runtime's phases (patched, then restored)."""
-    import orchestrator.runtime as rt
+    import orchestrator.runtime.runtime as rt
 
     timers = Timers()
     executor = runtime.executor
@@ -365,7 +365,7 @@ def instrumented_run(runtime: Any, graph: Any, items: list[dict[str, Any]]) -> d
                 raw = next(gen)
             except StopIteration:
                 return
-            timers.add("chunking (RawItem per item)", time.perf_counter() - started)
+            timers.add("chunking (Item per item)", time.perf_counter() - started)
             yield raw
 
     async def invoke(self: Any, chunk: Any) -> Any:
@@ -495,10 +495,11 @@ def profile_runtime(
 
 def per_item_costs(runtime: Any, graph: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
     """Microseconds per item of the driver's per-item pieces, measured on one chunk."""
-    from orchestrator.aggregate import Scorecard, collect_chunk
-    from orchestrator.compiler import RunContext
-    from orchestrator.intake import RawItem, prepare_chunk
-    from orchestrator.ledger import Ledger
+    from orchestrator.accounting.ledger import Ledger
+    from orchestrator.graph.aggregate import Scorecard, collect_chunk
+    from orchestrator.graph.compiler import RunContext
+    from orchestrator.graph.intake import prepare_chunk
+    from orchestrator.store.item import Item
 
     n = len(items)
     resolved = graph.resolved
@@ -511,7 +512,7 @@ def per_item_costs(runtime: Any, graph: Any, items: list[dict[str, Any]]) -> dic
             best = min(best, time.perf_counter() - started)
         return round(1e6 * best / n, 3)
 
-    raws = [RawItem(i, item) for i, item in enumerate(items)]
+    raws = [Item(i, item) for i, item in enumerate(items)]
     chunk = prepare_chunk(raws, resolved.item_model)
     state = {"size": n, "columns": chunk.columns, "errors": {}, "stats": []}
     loop = asyncio.new_event_loop()
@@ -549,7 +550,7 @@ def per_item_costs(runtime: Any, graph: Any, items: list[dict[str, Any]]) -> dic
     return {
         "items": n,
         "graph_ainvoke_instant_executor_ms_per_chunk": round(us(graph_only) * n / 1000, 3),
-        "raw_item_wrap_us": us(lambda: [RawItem(i, item) for i, item in enumerate(items)]),
+        "raw_item_wrap_us": us(lambda: [Item(i, item) for i, item in enumerate(items)]),
         "prepare_chunk_us": us(lambda: prepare_chunk(raws, resolved.item_model)),
         "pydantic_model_validate_us": us(
             lambda: [resolved.item_model.model_validate(item) for item in items]
@@ -660,7 +661,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from orchestrator import Registry
-    from orchestrator.telemetry import configure_logging
+    from orchestrator.telemetry.logs import configure_logging
 
     configure_logging("json", "WARNING")  # logs to stderr; stdout is the table
     registry = Registry.from_folder(SKILLS_DIR)

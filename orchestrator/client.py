@@ -29,8 +29,10 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
+import tenacity
 
 from orchestrator.errors import ServiceError
+from orchestrator.llm.providers import retry_after_s
 
 __all__ = ["Client", "ServiceError"]
 
@@ -177,12 +179,16 @@ class Client:
     # -- plumbing -----------------------------------------------------------------------------
 
     def _retrying(self, send: Any) -> dict[str, Any]:
-        for attempt in range(self.max_retries + 1):
-            response = send()
-            if response.status_code != 429 or attempt == self.max_retries:
-                return _json(response)
-            time.sleep(_retry_after(response))
-        raise AssertionError("unreachable")  # pragma: no cover
+        """``send()`` and read its JSON; a 429 is sent again after its ``Retry-After``, at most
+        ``max_retries`` times (submits carry an idempotency key, so a retry never makes a
+        second job)."""
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(_overloaded),
+            wait=_wait_retry_after,
+            stop=tenacity.stop_after_attempt(self.max_retries + 1),
+            reraise=True,
+        )
+        return retrying(lambda: _json(send()))
 
     def close(self) -> None:
         self._http.close()
@@ -199,11 +205,19 @@ class Client:
         self.close()
 
 
+def _overloaded(exc: BaseException) -> bool:
+    return isinstance(exc, ServiceError) and exc.status == 429
+
+
+def _wait_retry_after(state: tenacity.RetryCallState) -> float:
+    exc = state.outcome.exception() if state.outcome is not None else None
+    return getattr(exc, "retry_after", None) or 1.0
+
+
 def _retry_after(response: httpx.Response) -> float:
-    try:
-        return min(60.0, max(0.1, float(response.headers.get("retry-after", "1"))))
-    except ValueError:
-        return 1.0
+    """The wait a 429 asks for (the gateway's parser: seconds or an HTTP date), 0.1-60 s."""
+    asked = retry_after_s(response.headers)
+    return min(60.0, max(0.1, 1.0 if asked is None else asked))
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

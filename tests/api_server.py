@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from orchestrator.auth import ApiKey, new_key
+from orchestrator.service.auth import ApiKey, new_key
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,12 +94,12 @@ def free_port() -> int:
 
 
 def start_service_process(config: Path, port: int, stderr_path: Path, env: dict[str, str]) -> Any:
-    """``python -m orchestrator.serve`` in its own session (so a test can SIGKILL the group),
+    """``python -m orchestrator.cli.serve`` in its own session (so a test can SIGKILL the group),
     once ``/readyz`` answers 200 (bounded: 60 s)."""
     import subprocess
     import sys
 
-    command = [sys.executable, "-m", "orchestrator.serve", "--port", str(port)]
+    command = [sys.executable, "-m", "orchestrator.cli.serve", "--port", str(port)]
     process = subprocess.Popen(
         [*command, "--config", str(config)],
         env=env,

@@ -55,7 +55,7 @@ def _check_one_result_per_item(results: list[Any], items: list[dict[str, Any]]) 
 
 def _skill_actors() -> list[dict[str, Any]]:
     """The orchestrator's skill actors as GCS knows them (no dashboard needed)."""
-    from orchestrator.cluster_status import skill_actors
+    from orchestrator.cli.status import skill_actors
 
     return skill_actors()
 

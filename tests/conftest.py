@@ -36,7 +36,7 @@ def ray_cluster():
 def builtin_registry():
     """The registry of the built-in skills, their artifacts built if missing (seconds)."""
     from orchestrator import Registry
-    from orchestrator.building import build_skills
+    from orchestrator.learning.build import build_skills
 
     build_skills(ROOT / "skills")
     return Registry.from_folder(ROOT / "skills")

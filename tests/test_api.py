@@ -12,10 +12,10 @@ import httpx
 import pytest
 from api_server import ROOT, client, make_keys, serve_app, wait_for
 
-from orchestrator.api import create_app
 from orchestrator.client import Client, ServiceError
 from orchestrator.config import Settings
-from orchestrator.serve import ServiceSettings
+from orchestrator.service.app import create_app
+from orchestrator.service.settings import ServiceSettings
 
 UTTERANCES = ["yes", "stop calling me", "what is my balance", "no thanks", "how is the weather"]
 
@@ -321,8 +321,8 @@ class _ScriptedPlanner:
         self.calls: list[tuple[str, dict]] = []
 
     async def plan(self, task, fields, *, ledger=None, **kwargs):
-        from orchestrator.planner import Plan
-        from orchestrator.spec import load_graph
+        from orchestrator.graph.spec import load_graph
+        from orchestrator.planning.planner import Plan
 
         self.calls.append((task, fields))
         if ledger is not None:

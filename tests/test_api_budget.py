@@ -9,11 +9,11 @@ import json
 from api_server import ROOT, make_keys, serve_app
 
 from orchestrator import LocalExecutor, Runtime
-from orchestrator.api import create_app
 from orchestrator.client import Client
 from orchestrator.config import Settings
-from orchestrator.llm import LLMGateway, Provider
-from orchestrator.serve import ServiceSettings
+from orchestrator.llm.gateway import LLMGateway, Provider
+from orchestrator.service.app import create_app
+from orchestrator.service.settings import ServiceSettings
 from orchestrator.testing import StubLLMServer
 
 

@@ -1,7 +1,7 @@
 """Kill the service mid-job (SIGKILL), restart it on the same data dir: the job completes with
 exactly one result per item, and no chunk that had committed runs again.
 
-The service runs as a real subprocess (``python -m orchestrator.serve``) on loopback. Its graph
+The service runs as a real subprocess (``python -m orchestrator.cli.serve``) on loopback. Its graph
 uses a deliberately slow skill (a sleep per batch, chunks of 5 items) that also appends every
 batch it predicts to a log file: that log is the skill's own witness of what ran, independent
 of the store's ``chunk_runs`` table. Ray is not the point here, so skills run in-process.
@@ -25,8 +25,8 @@ import yaml
 from api_server import free_port, start_service_process
 from postgres_server import postgres_bin, postgres_server
 
-from orchestrator.auth import new_key
-from orchestrator.store import open_store
+from orchestrator.service.auth import new_key
+from orchestrator.store.location import open_store
 
 ITEMS = 150
 CHUNK = 5  # 30 chunks

@@ -18,10 +18,10 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from orchestrator import Runtime
-from orchestrator.api import create_app
 from orchestrator.config import Settings
 from orchestrator.errors import PlanInvalid
-from orchestrator.serve import ServiceSettings
+from orchestrator.service.app import create_app
+from orchestrator.service.settings import ServiceSettings
 
 KEYS = make_keys()
 MAX_EXAMPLES = int(os.environ.get("API_FUZZ_EXAMPLES", "30"))

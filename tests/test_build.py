@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator.build_record import load_build_record
-from orchestrator.building import build_skills, is_current
-from orchestrator.compiler import compile_graph
 from orchestrator.errors import ArtifactError, OrchestratorError, SkillDefinitionError
-from orchestrator.manifest import load_manifest
-from orchestrator.registry import Registry
-from orchestrator.spec import load_graph
+from orchestrator.graph.compiler import compile_graph
+from orchestrator.graph.spec import load_graph
+from orchestrator.learning.build import build_skills, is_current
+from orchestrator.registry.build_record import load_build_record
+from orchestrator.registry.manifest import load_manifest
+from orchestrator.registry.registry import Registry
 
 SKILL = """
 from typing import Literal
@@ -63,7 +63,7 @@ class Keyword(Skill):
 TRAIN = """
 import csv, json, os, random
 from pathlib import Path
-from orchestrator.build_record import build_seed, record_build
+from orchestrator.registry.build_record import build_seed, record_build
 
 FOLDER = Path(__file__).parent
 rows = list(csv.DictReader(open("data/rows.csv", encoding="utf-8")))
@@ -190,7 +190,7 @@ def test_a_build_writes_only_ignored_files_and_calibrates_what_the_graph_needs(p
 
 
 def test_the_chosen_threshold_has_its_wilson_bound_at_the_target_on_val(project):
-    from orchestrator.calibration import predict_labels, wilson_lower_bound
+    from orchestrator.learning.calibrate import predict_labels, wilson_lower_bound
 
     _build(project)
     version = _registry(project).resolve("keyword")
@@ -248,8 +248,8 @@ def test_a_tampered_artifact_is_refused_and_rebuilt(project):
 
 
 def test_a_hand_calibration_is_kept_until_the_artifacts_change(project):
-    from orchestrator.calibration import calibrate
-    from orchestrator.evaluation import validation_data
+    from orchestrator.learning.calibrate import calibrate
+    from orchestrator.learning.evaluate import validation_data
 
     _build(project)
     version = _registry(project).resolve("keyword")

@@ -10,19 +10,18 @@ import pytest
 from pydantic import BaseModel
 
 from orchestrator import Predictions, skill
-from orchestrator.build_record import load_build_record
-from orchestrator.calibration import (
+from orchestrator.learning.calibrate import (
     CalibrationError,
     calibrate,
     choose_threshold,
     default_min_kept,
     selective_curve,
     share_weights,
-    stored_calibration,
-    stored_threshold,
     write_calibration,
 )
-from orchestrator.registry import Registry, SkillVersion
+from orchestrator.registry.build_record import load_build_record
+from orchestrator.registry.calibrations import stored_calibration, stored_threshold
+from orchestrator.registry.registry import Registry, SkillVersion
 
 ROOT = Path(__file__).resolve().parent.parent
 

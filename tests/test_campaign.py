@@ -16,8 +16,8 @@ import pytest
 
 from orchestrator import LocalExecutor, Runtime
 from orchestrator.config import Settings
-from orchestrator.llm import LLMGateway, Provider
-from orchestrator.store import Store
+from orchestrator.llm.gateway import LLMGateway, Provider
+from orchestrator.store.jobs import Store
 from orchestrator.testing import StubLLMServer
 
 CAMPAIGN = Path(__file__).resolve().parent.parent / "examples" / "outbound_campaign"

@@ -10,7 +10,7 @@ from toy_skills import TOY_GRAPH, Length, Text
 
 from orchestrator import GraphSpec, LocalExecutor, Predictions, Runtime, Skill
 from orchestrator.errors import GraphValidationError
-from orchestrator.llm import LLMGateway, Provider
+from orchestrator.llm.gateway import LLMGateway, Provider
 from orchestrator.testing import Reply, StubLLMServer
 
 
@@ -135,7 +135,7 @@ def test_without_a_big_model_items_are_only_flagged(registry):
 
 def test_answers_are_limited_to_the_skills_labels(builtin_registry):
     from orchestrator import compile_graph, load_graph
-    from orchestrator.cascade import answer_schema
+    from orchestrator.graph.cascade import answer_schema
 
     graph = compile_graph(load_graph("graphs/outbound_call_turn.yaml"), builtin_registry)
     intent_step = next(s for s in graph.resolved.steps if s.id == "intent")

@@ -9,14 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from orchestrator.calibration import choose_threshold, selective_curve
-from orchestrator.chain_calibration import (
-    calibrate_after,
-    choose_chain_thresholds,
-    stored_chain_thresholds,
-)
-from orchestrator.registry import Registry, SkillVersion
-from orchestrator.step_thresholds import step_thresholds
+from orchestrator.graph.thresholds import step_thresholds
+from orchestrator.learning.calibrate import choose_threshold, selective_curve
+from orchestrator.learning.chain_calibrate import calibrate_after, choose_chain_thresholds
+from orchestrator.registry.calibrations import stored_chain_thresholds
+from orchestrator.registry.registry import Registry, SkillVersion
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,7 +62,7 @@ def test_an_unreachable_chain_escalates_everything() -> None:
 
 
 def test_mismatched_lengths_are_refused() -> None:
-    from orchestrator.calibration import CalibrationError
+    from orchestrator.learning.calibrate import CalibrationError
 
     with pytest.raises(CalibrationError, match="both tiers' answers for every item"):
         choose_chain_thresholds([0.5], [True], [0.5, 0.6], [True, True], 0.9, after="a@1")
@@ -105,7 +102,7 @@ def test_the_shipped_turn_graph_uses_the_pair_calibrated_together(builtin_regist
     step = next(s for s in graph.resolved.steps if s.id == "intent")
     assert (step.threshold, *step.chain_thresholds) == pair
     # the pair differs from each skill's own threshold: it was chosen for the chain
-    from orchestrator.calibration import stored_threshold
+    from orchestrator.registry.calibrations import stored_threshold
 
     assert pair != (stored_threshold(first), stored_threshold(second))
 
@@ -125,9 +122,9 @@ def _folder_copy(version: SkillVersion, target: Path) -> Path:
 
 
 def test_a_changed_first_skill_falls_back_to_each_skills_own_threshold(tmp_path, tiers) -> None:
-    from orchestrator.build_record import update_build_record
-    from orchestrator.calibration import stored_threshold
-    from orchestrator.spec import Step
+    from orchestrator.graph.spec import Step
+    from orchestrator.registry.build_record import update_build_record
+    from orchestrator.registry.calibrations import stored_threshold
 
     first, second = tiers
     folder = _folder_copy(first, tmp_path / "turn_intent")

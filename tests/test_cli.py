@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from orchestrator.cli import app
+from orchestrator.cli.commands import app
 
 ROOT = Path(__file__).resolve().parent.parent
 TURN_GRAPH = ROOT / "graphs" / "outbound_call_turn.yaml"

@@ -63,7 +63,7 @@ def test_deploy_config_writes_one_serve_deployment_per_aliased_skill_version(tmp
     import yaml
     from typer.testing import CliRunner
 
-    from orchestrator.deploy import deploy_config_command
+    from orchestrator.cli.deploy import deploy_config_command
 
     app = typer.Typer()
     app.command("config")(deploy_config_command)
@@ -94,7 +94,7 @@ def test_deploy_config_writes_one_serve_deployment_per_aliased_skill_version(tmp
 
 def test_status_shows_resources_nodes_and_skill_actors(ray_cluster, builtin_registry):
     from orchestrator import RayExecutor, Runtime
-    from orchestrator.cluster_status import cluster_snapshot, render
+    from orchestrator.cli.status import cluster_snapshot, render
 
     graph = HERE.parent / "graphs" / "outbound_call_turn.yaml"
     with Runtime(registry=builtin_registry, executor=RayExecutor()) as runtime:

@@ -18,12 +18,13 @@ from types import SimpleNamespace
 import pytest
 from api_server import ROOT, client, make_keys, serve_app, wait_for
 
-from orchestrator.api import create_app
-from orchestrator.auth import ApiKey, new_key
 from orchestrator.config import Settings
-from orchestrator.dashboard import SAVINGS_FIELDS, STATIC_DIR
-from orchestrator.serve import ServiceSettings
-from orchestrator.store import Store
+from orchestrator.service.app import create_app
+from orchestrator.service.auth import ApiKey, new_key
+from orchestrator.service.routes.dashboard import STATIC_DIR
+from orchestrator.service.savings import SAVINGS_FIELDS
+from orchestrator.service.settings import ServiceSettings
+from orchestrator.store.jobs import Store
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -381,7 +382,7 @@ def test_dashboard_in_a_browser(service, keys, browser, tmp_path):
 
 def test_savings_price_both_sides_alike():
     """The embedded model costs $0 itself; the saving compares tokens at the baseline's price."""
-    from orchestrator.dashboard import savings
+    from orchestrator.service.savings import savings
 
     ledger = {
         "llm_prompt_tokens": 1_000_000,

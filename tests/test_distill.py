@@ -11,23 +11,23 @@ from typing import Any
 
 import pytest
 import typer
+import yaml
 from typer.testing import CliRunner
 
-from orchestrator.distill import (
+from orchestrator.accounting.ledger import Ledger
+from orchestrator.cli.distill import distill_command, promote_command, rollback_command
+from orchestrator.errors import SkillDefinitionError, UnknownSkillError
+from orchestrator.learning.distill import (
     DistillError,
     distill,
-    distill_command,
     merge_examples,
     promote,
-    promote_command,
     rollback,
-    rollback_command,
 )
-from orchestrator.errors import UnknownSkillError
-from orchestrator.examples import Example, ExampleStore
-from orchestrator.ledger import Ledger
-from orchestrator.registry import Registry
-from orchestrator.training import train_text_classifier
+from orchestrator.learning.train import train_text_classifier
+from orchestrator.registry.manifest import load_manifest
+from orchestrator.registry.registry import Registry
+from orchestrator.store.examples import Example, ExampleStore
 from skills.data import clinc150
 
 INTENTS = 8
@@ -207,3 +207,78 @@ def test_commands(setup: dict[str, Any]) -> None:
         ],
     )
     assert out.exit_code == 2 and "--base-csv" in out.output
+
+
+# ---------------------------------------------------------------------------------------------
+# Data a skill declares in its manifest (the `distill:` block)
+
+
+def declared_base() -> list[tuple[str, str]]:
+    """The base rows the test skill's manifest declares."""
+    return _subset("train", 20)
+
+
+def declared_calibration() -> list[tuple[str, str]]:
+    """Calibration rows the test skill's manifest declares."""
+    return _subset("val", 8)
+
+
+def declared_eval() -> list[tuple[str, str]]:
+    """Held-out rows the test skill's manifest declares."""
+    return _subset("test", 10)
+
+
+def _declare(folder: Path, block: dict[str, Any]) -> None:
+    manifest = folder / "manifest.yaml"
+    data = yaml.safe_load(manifest.read_text(encoding="utf-8"))
+    manifest.write_text(yaml.safe_dump({**data, "distill": block}), encoding="utf-8")
+
+
+def test_distill_uses_the_data_the_manifest_declares(setup: dict[str, Any], tmp_path: Path) -> None:
+    skills = tmp_path / "skills"
+    base_csv = _write(tmp_path / "base.csv", declared_base())
+    train_text_classifier(
+        base_csv, name="mini", skills_dir=skills, target_accuracy=0.9, val_fraction=0.25
+    )
+    _declare(
+        skills / "mini",
+        {
+            "base_data": {"function": f"{__name__}:declared_base", "source": "20 rows per intent"},
+            "calibration_data": {
+                "function": f"{__name__}:declared_calibration",
+                "label_shares": {_subset("val", 1)[0][1]: 0.2},
+            },
+            "eval_data": {"function": f"{__name__}:declared_eval"},
+        },
+    )
+    report = distill("mini", examples=setup["store"], skills_dir=skills, target_accuracy=0.9)
+    assert report.training["base"] == "20 rows per intent"
+    assert report.data["base_rows"] == INTENTS * 20
+    assert report.eval_source == f"{__name__}:declared_eval"  # no source: the function
+    assert [v.items for v in report.shadow] == [INTENTS * 10] * 2
+    calibration = Registry.from_folder(skills).resolve("mini@canary").build
+    assert calibration is not None and calibration.calibration is not None
+    assert calibration.calibration["source"] == "distill calibration split"
+    assert calibration.calibration["val_items"] == INTENTS * 8
+
+    # The canary's folder does not copy the block: once it is prod, the original's still counts.
+    promote("mini", skills_dir=skills)
+    again = distill("mini", examples=setup["store"], skills_dir=skills, target_accuracy=0.9)
+    assert again.prod == "mini@1.1.0" and again.training["base"] == "20 rows per intent"
+
+
+def test_a_bad_distill_block_says_where_and_what_to_fix(
+    setup: dict[str, Any], tmp_path: Path
+) -> None:
+    skills = tmp_path / "skills"
+    base_csv = _write(tmp_path / "base.csv", declared_base())
+    train_text_classifier(base_csv, name="mini", skills_dir=skills, val_fraction=0.25)
+    _declare(skills / "mini", {"base_data": {"function": "no_colon_here"}})
+    with pytest.raises(SkillDefinitionError, match=r"manifest\.yaml is malformed(.|\n)*'module"):
+        load_manifest(skills / "mini")
+    _declare(skills / "mini", {"base_data": {"function": "no_such_module_xyz:rows"}})
+    with pytest.raises(SkillDefinitionError, match=r"distill\.base_data in .*manifest\.yaml"):
+        distill("mini", examples=setup["store"], skills_dir=skills)
+    _declare(skills / "mini", {"eval_data": {"function": f"{__name__}:INTENTS"}})
+    with pytest.raises(DistillError, match=r"declare distill\.base_data"):
+        distill("mini", examples=setup["store"], skills_dir=skills)

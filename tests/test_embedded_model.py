@@ -7,8 +7,8 @@ import json
 from typer.testing import CliRunner
 
 from orchestrator import load_graph
-from orchestrator.audit import AuditLog
-from orchestrator.cli import app
+from orchestrator.cli.commands import app
+from orchestrator.llm.audit import AuditLog
 
 
 def test_plan_with_no_configuration_uses_the_embedded_model(

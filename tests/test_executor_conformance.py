@@ -16,7 +16,7 @@ from orchestrator import (
     SetupError,
 )
 from orchestrator.executors import ServeExecutor
-from orchestrator.executors.serve import ServeOptions
+from orchestrator.executors.serve_options import ServeOptions
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ def test_turn_graph_on_ray_matches_the_models_called_directly(ray_cluster, built
     """Each turn's intent is turn_intent's where it is sure enough, else turn_intent_minilm's
     where that one is, else turn_intent's flagged for escalation: the two tiers called directly,
     at the thresholds calibrated together and stored with turn_intent_minilm."""
-    from orchestrator.chain_calibration import stored_chain_thresholds
+    from orchestrator.registry.calibrations import stored_chain_thresholds
 
     turns = clinc150_eval("test")[::11]  # 500 turns across all intents and out-of-scope
     texts = [text for text, _ in turns]

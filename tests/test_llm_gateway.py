@@ -19,10 +19,10 @@ import pytest
 import structlog
 from pydantic import BaseModel
 
-from orchestrator.audit import AuditLog
+from orchestrator.accounting.ledger import Ledger
 from orchestrator.errors import ConfigError, RunError
-from orchestrator.ledger import Ledger
-from orchestrator.llm import (
+from orchestrator.llm.audit import AuditLog
+from orchestrator.llm.gateway import (
     Budget,
     BudgetExceeded,
     LLMGateway,
@@ -553,20 +553,24 @@ def test_complete_sync_refuses_to_run_inside_an_event_loop(sleep: FakeSleep) -> 
 
 
 def test_the_docstring_examples_run() -> None:
-    import orchestrator.audit
-    import orchestrator.llm
+    import orchestrator.llm.audit
+    import orchestrator.llm.gateway
     import orchestrator.testing.stub_llm
 
     with structlog.testing.capture_logs():
-        for module in (orchestrator.llm, orchestrator.audit, orchestrator.testing.stub_llm):
+        for module in (
+            orchestrator.llm.gateway,
+            orchestrator.llm.audit,
+            orchestrator.testing.stub_llm,
+        ):
             result = doctest.testmod(module)
             assert result.failed == 0 and result.attempted > 0, module.__name__
 
 
 def test_the_documented_yaml_example_loads(tmp_path: Path) -> None:
-    import orchestrator.llm
+    import orchestrator.llm.gateway
 
-    doc = orchestrator.llm.__doc__ or ""
+    doc = orchestrator.llm.gateway.__doc__ or ""
     block = doc.split("A YAML example::\n\n", 1)[1].split("\n\n", 1)[0]
     path = tmp_path / "llm.yaml"
     path.write_text(block)

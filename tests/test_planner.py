@@ -9,11 +9,11 @@ from pydantic import BaseModel
 from toy_skills import Text, Verdict, decide, length, shout
 
 from orchestrator import Predictions, Registry, Skill, skill
+from orchestrator.accounting.ledger import Ledger
 from orchestrator.errors import LLMOutputInvalid, PlanInvalid
-from orchestrator.ledger import Ledger
-from orchestrator.llm import LLMGateway, Provider
-from orchestrator.plan_cache import PlanCache
-from orchestrator.planner import Planner
+from orchestrator.llm.gateway import LLMGateway, Provider
+from orchestrator.planning.cache import PlanCache
+from orchestrator.planning.planner import Planner
 from orchestrator.testing import StubLLMServer
 
 TASK = "measure each utterance, tell loud from calm, and combine both"
@@ -142,7 +142,7 @@ def test_changing_a_skill_version_invalidates_the_cached_plan(registry, tmp_path
 
 
 def test_cache_key_covers_task_fields_and_versions(registry):
-    from orchestrator.plan_cache import plan_key
+    from orchestrator.planning.cache import plan_key
 
     base = plan_key(TASK, FIELDS, registry)
     assert plan_key("  " + TASK.upper() + "  ", FIELDS, registry) == base  # normalised
@@ -186,7 +186,7 @@ def test_fields_need_types(registry, tmp_path):
 
 
 def _key(registry):
-    from orchestrator.plan_cache import plan_key
+    from orchestrator.planning.cache import plan_key
 
     return plan_key(TASK, FIELDS, registry)
 
@@ -213,7 +213,7 @@ def test_jobs_naming_a_task_plan_once_and_never_show_items_to_the_planner(regist
 def test_cli_plan_writes_a_reviewable_graph(registry, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from orchestrator.cli import app
+    from orchestrator.cli.commands import app
 
     turn_plan = planner_stub(
         {"skills": ["turn_intent", "opt_out"]},
@@ -260,7 +260,7 @@ def test_choosing_a_consumer_brings_in_its_producers(registry, tmp_path):
 
 
 def test_outputs_are_named_after_their_fields():
-    from orchestrator.planner import output_names
+    from orchestrator.planning.planner import output_names
 
     assert output_names(["a.intent", "b.intent", "a.confidence", "a.intent"]) == {
         "intent": "a.intent",

@@ -19,8 +19,8 @@ from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from orchestrator.errors import LLMUnavailable, RunError
-from orchestrator.llm import Budget, LLMGateway, Provider
-from orchestrator.privacy import (
+from orchestrator.llm.gateway import Budget, LLMGateway, Provider
+from orchestrator.llm.privacy import (
     KnownValues,
     PIIGuard,
     PrivacyViolation,
@@ -465,7 +465,7 @@ def test_redact_file(tmp_path: Path) -> None:
 
 
 def test_redact_command_registered_with_typer(tmp_path: Path) -> None:
-    from orchestrator.privacy_cli import redact_command
+    from orchestrator.cli.redact import redact_command
 
     app = typer.Typer()
     app.command("redact")(redact_command)

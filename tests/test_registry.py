@@ -16,8 +16,8 @@ from orchestrator import (
     SkillVersion,
     UnknownSkillError,
 )
-from orchestrator.build_record import record_build
 from orchestrator.errors import SkillDefinitionError
+from orchestrator.registry.build_record import record_build
 
 
 def _version(n: str) -> type[Skill]:
@@ -210,7 +210,7 @@ def test_malformed_manifest(skill_folder):
 
 
 def test_a_rebuild_keeps_a_calibration_only_while_the_artifacts_are_the_same(skill_folder):
-    from orchestrator.build_record import artifacts_fingerprint, update_build_record
+    from orchestrator.registry.build_record import artifacts_fingerprint, update_build_record
 
     folder = skill_folder / "first_word"
     record = record_build(folder, ["vocab.txt"], {"vocab_size": 2})

@@ -14,19 +14,19 @@ import pytest
 from typer.testing import CliRunner
 
 from orchestrator import LocalExecutor, Runtime
-from orchestrator.baseline import (
+from orchestrator.accounting.ledger import Ledger
+from orchestrator.cli.commands import app
+from orchestrator.config import Settings
+from orchestrator.config.prices import price_of
+from orchestrator.graph.baseline import (
     baseline_messages,
     baseline_steps,
     message_chars,
     tokens_of,
 )
-from orchestrator.cli import app
-from orchestrator.config import Settings
-from orchestrator.ledger import Ledger
-from orchestrator.llm import LLMGateway, Provider
-from orchestrator.prices import price_of
-from orchestrator.report import usd
-from orchestrator.store import ChunkOutcome, JobDraft, Store, ledger_from_raw
+from orchestrator.llm.gateway import LLMGateway, Provider
+from orchestrator.runtime.report import usd
+from orchestrator.store.jobs import ChunkOutcome, JobDraft, Store, ledger_from_raw
 from orchestrator.testing import StubLLMServer
 from skills.data import clinc150_eval
 

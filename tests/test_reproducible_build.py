@@ -44,7 +44,7 @@ def _copy_checkout(target: Path) -> None:
 def _orchestrator(copy: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(copy), "ORCHESTRATOR_LOG_LEVEL": "WARNING"}
     return subprocess.run(
-        [sys.executable, "-c", "from orchestrator.cli import main; main()", *args],
+        [sys.executable, "-c", "from orchestrator.cli.commands import main; main()", *args],
         cwd=copy,
         env=env,
         capture_output=True,

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from orchestrator import Runtime
 from orchestrator.config import Settings
 from orchestrator.errors import GraphValidationError, ReviewError
-from orchestrator.spec import GraphSpec
+from orchestrator.graph.spec import GraphSpec
 
 #: an unclear turn and gibberish score far under 0.3 with turn_intent; the others far above it
 SURE = ["what is my account balance", "stop calling me"]
@@ -122,7 +122,7 @@ def test_filing_again_is_idempotent(runtime):
     """A chunk that runs again (after a crash) files the same tickets, not new ones."""
     import asyncio
 
-    from orchestrator.review import HeldItem
+    from orchestrator.review.desk import HeldItem
 
     graph = runtime.compile(review_graph())
     held = HeldItem(0, "x", "intent", {"input.utterance": ["blorf"], **_intent_columns()})
@@ -133,7 +133,7 @@ def test_filing_again_is_idempotent(runtime):
 
 def test_review_queue_over_http(tmp_path, builtin_registry):
     keys = make_keys()
-    from orchestrator.auth import ApiKey, new_key
+    from orchestrator.service.auth import ApiKey, new_key
 
     plain, digest = new_key()
     reviewer = ApiKey(name="ana", sha256=digest, scopes=frozenset({"reviews"}))
@@ -142,8 +142,8 @@ def test_review_queue_over_http(tmp_path, builtin_registry):
     (graphs / "turn_review.yaml").write_text(
         review_graph().model_copy(update={"name": "turn_review"}).to_yaml()
     )
-    from orchestrator.api import create_app
-    from orchestrator.serve import ServiceSettings
+    from orchestrator.service.app import create_app
+    from orchestrator.service.settings import ServiceSettings
 
     settings = ServiceSettings(
         runtime=Settings(executor="local", data_dir=tmp_path, skills_dir=ROOT / "skills"),
@@ -181,7 +181,7 @@ def test_review_queue_over_http(tmp_path, builtin_registry):
 
 
 def main_app():
-    from orchestrator.cli import app
+    from orchestrator.cli.commands import app
 
     return app
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from orchestrator import ConfigError, Predictions, Registry, Runtime, skill
 from orchestrator.executors import ServeExecutor, make_executor
-from orchestrator.executors.serve import ServeOptions, deployment_name, serve_options
+from orchestrator.executors.serve_options import ServeOptions, deployment_name, serve_options
 
 ROOT = Path(__file__).resolve().parent.parent
 TURN_GRAPH = ROOT / "graphs" / "outbound_call_turn.yaml"
@@ -202,7 +202,7 @@ def test_deploy_config_yaml_runs_as_a_serve_app_and_the_executor_attaches(
     from ray.serve._private.api import serve_start
     from ray.serve.schema import ServeDeploySchema
 
-    from orchestrator.deploy import serve_config
+    from orchestrator.cli.deploy import serve_config
 
     text = yaml.safe_dump(serve_config(builtin_registry, working_dir=f"local://{ROOT}"))
     config = ServeDeploySchema.model_validate(yaml.safe_load(text))

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from orchestrator.build_record import load_build_record, sha256_file
-from orchestrator.building import build_skills
-from orchestrator.manifest import ARTIFACTS_DIRNAME, load_manifest
+from orchestrator.learning.build import build_skills
+from orchestrator.registry.build_record import load_build_record, sha256_file
+from orchestrator.registry.manifest import ARTIFACTS_DIRNAME, load_manifest
 from skills.lead_score import LeadScore
 from skills.lead_score.skill import FEATURES
 from skills.lead_score.train import ONNX_FILE, SKLEARN_FILE, features, labels, split_data

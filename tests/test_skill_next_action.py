@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.manifest import load_manifest
+from orchestrator.registry.manifest import load_manifest
 from skills.next_action.skill import (
     ACTIONS,
     HIGH_VALUE_LEAD,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.manifest import load_manifest
+from orchestrator.registry.manifest import load_manifest
 from skills.opt_out.evaluate import clinc_hits, load_testset, scores
 from skills.opt_out.skill import CLEAN, STRONG, SUSPICIOUS, WEAK, OptOut, detect, normalise
 

@@ -16,13 +16,13 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from orchestrator.build_record import load_build_record
-from orchestrator.building import build_skills
-from orchestrator.calibration import stored_threshold
-from orchestrator.csv_table import DatasetError
-from orchestrator.registry import Registry
-from orchestrator.training import train_tabular_classifier, train_text_classifier
-from orchestrator.training_cli import calibrate_command, eval_command, train_app
+from orchestrator.cli.skills import calibrate_command, eval_command, train_app
+from orchestrator.learning.build import build_skills
+from orchestrator.learning.datasets import DatasetError
+from orchestrator.learning.train import train_tabular_classifier, train_text_classifier
+from orchestrator.registry.build_record import load_build_record
+from orchestrator.registry.calibrations import stored_threshold
+from orchestrator.registry.registry import Registry
 from skills.data import bank_marketing, clinc150
 
 INTENTS = 10
@@ -393,7 +393,7 @@ def test_labels_counted_per_label(bad: dict[str, Path], tmp_path: Path) -> None:
 
 
 def test_skills_in_the_builtin_folder_get_package_entrypoints() -> None:
-    from orchestrator.skill_folders import module_for
+    from orchestrator.registry.folders import module_for
 
     builtin = Path(__file__).resolve().parent.parent / "skills"
     assert module_for(builtin, "tickets", "{}") == ("skills.tickets.skill", "skill.py")

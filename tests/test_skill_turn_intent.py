@@ -13,9 +13,9 @@ import numpy as np
 import onnx
 import pytest
 
-from orchestrator.build_record import load_build_record, sha256_file
-from orchestrator.building import build_skills
-from orchestrator.manifest import ARTIFACTS_DIRNAME, load_manifest
+from orchestrator.learning.build import build_skills
+from orchestrator.registry.build_record import load_build_record, sha256_file
+from orchestrator.registry.manifest import ARTIFACTS_DIRNAME, load_manifest
 from orchestrator.skill import Predictions
 from skills.data import OOS_INTENT, clinc150_eval
 from skills.turn_intent import TurnIntent

@@ -15,7 +15,7 @@ import pytest
 
 from orchestrator import GraphSpec, LocalExecutor, Runtime, load_graph
 from orchestrator.config import Settings
-from orchestrator.llm import LLMGateway, Provider
+from orchestrator.llm.gateway import LLMGateway, Provider
 from orchestrator.testing import StubLLMServer
 from skills.data import OOS_INTENT, clinc150_eval
 from skills.turn_intent_minilm import TurnIntentMiniLM
@@ -64,9 +64,10 @@ def test_the_build_chose_the_chain_pair_on_val_with_its_margin(builtin_registry)
     """The pair stored with turn_intent_minilm is what the chain calibration gives on the val split
     its manifest declares, from these very artifacts, with the chain's margin; its kept answers
     on val reach the target."""
-    from orchestrator.calibration import predict_labels, same_label, share_weights
-    from orchestrator.chain_calibration import choose_chain_thresholds, stored_chain_record
-    from orchestrator.evaluation import validation_data
+    from orchestrator.learning.calibrate import predict_labels, same_label, share_weights
+    from orchestrator.learning.chain_calibrate import choose_chain_thresholds
+    from orchestrator.learning.evaluate import validation_data
+    from orchestrator.registry.calibrations import stored_chain_record
 
     first, second = (builtin_registry.resolve(n) for n in ("turn_intent", "turn_intent_minilm"))
     record = stored_chain_record(second, first)

@@ -10,7 +10,7 @@ import pytest
 from api_server import client, make_keys, serve_app
 
 from orchestrator.config import Settings
-from orchestrator.training import train_text_classifier
+from orchestrator.learning.train import train_text_classifier
 from skills.data import clinc150
 
 GRAPH = """\
@@ -56,8 +56,8 @@ def service(tmp_path_factory: pytest.TempPathFactory):
     graphs.mkdir()
     (graphs / "mini_turn.yaml").write_text(GRAPH)
     keys = make_keys()
-    from orchestrator.api import create_app
-    from orchestrator.serve import ServiceSettings
+    from orchestrator.service.app import create_app
+    from orchestrator.service.settings import ServiceSettings
 
     settings = ServiceSettings(
         runtime=Settings(executor="local", data_dir=root / "data", skills_dir=skills),

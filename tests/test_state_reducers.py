@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.state import merge_columns, merge_errors
+from orchestrator.graph.state import merge_columns, merge_errors
 
 
 def test_merge_columns_unions_disjoint_updates():

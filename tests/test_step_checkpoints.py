@@ -23,8 +23,8 @@ import httpx
 import yaml
 from api_server import ROOT, free_port, start_service_process
 
-from orchestrator.auth import new_key
-from orchestrator.store import open_store
+from orchestrator.service.auth import new_key
+from orchestrator.store.location import open_store
 
 ITEMS = 40
 CHUNK = 5

@@ -13,11 +13,13 @@ import pytest
 from api_server import ROOT, make_keys, serve_app
 from postgres_server import postgres_bin, postgres_server
 
+from orchestrator.accounting.ledger import Ledger
+from orchestrator.accounting.result import ItemResult
 from orchestrator.config import Settings
 from orchestrator.errors import ConfigError
-from orchestrator.ledger import Ledger
-from orchestrator.result import ItemResult
-from orchestrator.store import ChunkOutcome, JobDraft, StoredItem, open_store
+from orchestrator.store.item import Item
+from orchestrator.store.jobs import ChunkOutcome, JobDraft
+from orchestrator.store.location import open_store
 
 pytestmark = pytest.mark.skipif(
     postgres_bin() is None, reason="PostgreSQL is not installed (apt-get install postgresql)"
@@ -61,15 +63,15 @@ def test_a_job_from_submission_to_results(store):
     job, created = store.create_job(draft)
     again, created_again = store.create_job(draft)
     assert created and not created_again and again.id == job.id  # the key is unique per owner
-    store.add_items(job.id, [StoredItem(i, json.dumps({"id": f"t{i}"})) for i in range(3)])
-    store.add_items(job.id, [StoredItem(3, None, parse_error="not JSON", line=4)])
+    store.add_items(job.id, [Item(i, {"id": f"t{i}"}) for i in range(3)])
+    store.add_items(job.id, [Item(3, None, parse_error="not JSON", line=4)])
     assert store.open_job(job.id, items_total=4).status == "pending"
     assert store.load() == (1, 4)
     assert [j.id for j in store.runnable(5)] == [job.id]
     assert store.mark_running(job.id) and not store.mark_running(job.id)
     items = store.items(job.id, 2, 4)
     assert [(i.index, i.value, i.parse_error, i.where) for i in items] == [
-        (2, {"id": "t2"}, None, None),
+        (2, {"id": "t2"}, None, "item 3"),
         (3, None, "not JSON", "line 4"),
     ]
     store.record_chunk_start(job.id, 0, pid=1)
@@ -97,7 +99,7 @@ def test_a_job_from_submission_to_results(store):
 
 def test_recovery_after_a_crash(store):
     job, _ = store.create_job(JobDraft(owner="ana", graph="g", chunk_size=2))
-    store.add_items(job.id, [StoredItem(0, "{}")])
+    store.add_items(job.id, [Item(0, {})])
     store.open_job(job.id, items_total=1)
     store.mark_running(job.id)
     upload, _ = store.create_job(JobDraft(owner="ana", graph="g", chunk_size=2))  # half-received
@@ -116,9 +118,9 @@ def test_a_bad_store_url_says_what_to_write(tmp_path):
 
 
 def test_a_service_job_on_postgres(postgres_url, tmp_path, builtin_registry):
-    from orchestrator.api import create_app
     from orchestrator.client import Client
-    from orchestrator.serve import ServiceSettings
+    from orchestrator.service.app import create_app
+    from orchestrator.service.settings import ServiceSettings
 
     keys = make_keys()
     settings = ServiceSettings(
@@ -152,10 +154,10 @@ def test_the_whole_store_on_postgres(postgres_url, tmp_path, builtin_registry):
     import yaml
 
     from orchestrator import Runtime
-    from orchestrator.api import create_app
-    from orchestrator.audit import AuditLog
-    from orchestrator.llm import LLMGateway, Provider
-    from orchestrator.serve import ServiceSettings
+    from orchestrator.llm.audit import AuditLog
+    from orchestrator.llm.gateway import LLMGateway, Provider
+    from orchestrator.service.app import create_app
+    from orchestrator.service.settings import ServiceSettings
     from orchestrator.testing import StubLLMServer
 
     def answer(request):
@@ -223,8 +225,8 @@ def test_the_whole_store_on_postgres(postgres_url, tmp_path, builtin_registry):
 
 def test_a_sqlite_url_names_the_file(tmp_path):
     """``sqlite:///PATH`` is the file PATH for every table, never a folder called ``sqlite:``."""
-    from orchestrator.audit import AuditLog
-    from orchestrator.review_queue import ReviewQueue
+    from orchestrator.llm.audit import AuditLog
+    from orchestrator.review.queue import ReviewQueue
 
     url = f"sqlite:///{tmp_path / 'store.db'}"
     for table in (AuditLog(url), ReviewQueue(url)):

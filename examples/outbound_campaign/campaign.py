@@ -10,7 +10,7 @@
 
 The baseline of the campaign is what it would have cost with the big model doing everything:
 scoring every lead, classifying every turn, summarising every call. Leads and turns are counted
-by the runtime's ledger (:mod:`orchestrator.baseline`); the summaries of every call are counted
+by the runtime's ledger (:mod:`orchestrator.graph.baseline`); the summaries of every call are counted
 here, with the same estimate. With ``measure_sample`` the baseline is also measured: that many
 leads and turns sent to the big model the baseline's way; the real summaries measure themselves.
 """
@@ -33,7 +33,10 @@ from typing import Any, Literal
 from call_scripts import ScriptedTurn, draw_script
 from pydantic import BaseModel, Field
 
-from orchestrator.baseline import (
+from orchestrator.accounting.ledger import Ledger
+from orchestrator.config.prices import price_of
+from orchestrator.errors import RunError
+from orchestrator.graph.baseline import (
     Measurement,
     add_baseline_calls,
     example_answer,
@@ -41,17 +44,15 @@ from orchestrator.baseline import (
     message_chars,
     tokens_of,
 )
-from orchestrator.compiler import CompiledGraph
-from orchestrator.errors import RunError
-from orchestrator.intake import RawItem
-from orchestrator.ledger import Ledger
-from orchestrator.llm import Budget, LLMGateway
-from orchestrator.prices import price_of
-from orchestrator.privacy import guarded_complete
-from orchestrator.report import ItemSample, bar_chart, build_report, record_run, write_report
-from orchestrator.runtime import Runtime
-from orchestrator.store import Store
-from orchestrator.turns import TurnRunner
+from orchestrator.graph.compiler import CompiledGraph
+from orchestrator.llm.gateway import Budget, LLMGateway
+from orchestrator.llm.privacy import guarded_complete
+from orchestrator.runtime.report import bar_chart, build_report, write_report
+from orchestrator.runtime.run_record import ItemSample, record_run
+from orchestrator.runtime.runtime import Runtime
+from orchestrator.runtime.turns import TurnRunner
+from orchestrator.store.item import Item
+from orchestrator.store.jobs import Store
 from skills.data import BANK_CATEGORICAL, BANK_NUMERIC, OOS_INTENT, bank_marketing
 
 __all__ = ["CampaignConfig", "CampaignResult", "Call", "run_campaign", "summary_reason"]
@@ -197,7 +198,7 @@ async def run_campaign(config: CampaignConfig, runtime: Runtime) -> CampaignResu
 
     lead_graph = runtime.compile(LEAD_GRAPH)
     sample = ItemSample(seed=config.seed)
-    job = runtime.submit(lead_graph, sample.wrap(RawItem(i, lead) for i, lead in enumerate(leads)))
+    job = runtime.submit(lead_graph, sample.wrap(Item(i, lead) for i, lead in enumerate(leads)))
     scored = [r async for chunk in job.achunks() for r in chunk]
     lead_job = record_run(
         runtime.settings, job, started_at=started_at, sample=sample, owner="campaign"

@@ -23,9 +23,9 @@ os.environ.setdefault("ORCHESTRATOR_LOG_LEVEL", "WARNING")
 from campaign import CampaignConfig, run_campaign
 
 from orchestrator.config import Settings
-from orchestrator.report import usd
-from orchestrator.runtime import Runtime
-from orchestrator.telemetry import configure_logging
+from orchestrator.runtime.report import usd
+from orchestrator.runtime.runtime import Runtime
+from orchestrator.telemetry.logs import configure_logging
 
 
 def main() -> None:

@@ -1,4 +1,7 @@
-"""Executors: where skill predictions run (``local`` in-process, ``ray`` actors, ``serve``)."""
+"""Executors: where skill predictions run (``local`` in-process, ``ray`` actors, ``serve``).
+
+May import the registry, the store and the layers below them; graph and the layers above use it.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from orchestrator.executors.base import Executor
 from orchestrator.executors.local import LocalExecutor
 from orchestrator.executors.ray import RayExecutor
 from orchestrator.executors.serve import ServeExecutor
+from orchestrator.executors.serve_options import ServeOptions
 
 if TYPE_CHECKING:
     from orchestrator.config import Settings
@@ -39,7 +43,7 @@ def make_executor(
         return ServeExecutor(
             address=address,
             num_cpus=num_cpus,
-            defaults=settings.serve_defaults(),
+            defaults=ServeOptions.from_settings(settings),
             app=settings.serve_app,
             multiplex=settings.serve_multiplex,
         )

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from orchestrator.errors import SkillRunError
-from orchestrator.registry import SkillVersion
+from orchestrator.registry.registry import SkillVersion
 from orchestrator.skill import Batch, Predictions
 
 __all__ = ["Executor", "check_predictions"]

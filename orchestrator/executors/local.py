@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from orchestrator.errors import ExecutorError, OrchestratorError, SkillRunError
 from orchestrator.executors.base import Executor
-from orchestrator.registry import SkillVersion
+from orchestrator.registry.registry import SkillVersion
 from orchestrator.skill import Batch, Predictions, Skill
 
 __all__ = ["LocalExecutor"]

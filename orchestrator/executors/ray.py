@@ -16,7 +16,7 @@ from typing import Any
 
 from orchestrator.errors import ConfigError, ExecutorError, OrchestratorError, SkillRunError
 from orchestrator.executors.base import Executor
-from orchestrator.registry import SkillVersion
+from orchestrator.registry.registry import SkillVersion
 from orchestrator.skill import Batch, Predictions
 
 __all__ = ["RayExecutor", "connect"]

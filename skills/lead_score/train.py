@@ -26,8 +26,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from orchestrator.build_record import build_seed, record_build
-from orchestrator.manifest import ARTIFACTS_DIRNAME
+from orchestrator.registry.build_record import build_seed, record_build
+from orchestrator.registry.manifest import ARTIFACTS_DIRNAME
 from skills.data import bank_marketing
 from skills.lead_score.skill import CATEGORICAL, FEATURES, LeadScore
 

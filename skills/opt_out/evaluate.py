@@ -4,7 +4,7 @@
 overall and per split, then the false-positive rate on every CLINC150 ``test`` + ``oos_test``
 utterance (none of them is an opt-out) with each hit listed for a human to judge, and finally
 writes the metrics into the build record (``artifacts/build.json``) with
-:func:`orchestrator.build_record.record_build`.
+:func:`orchestrator.registry.build_record.record_build`.
 
 Splits of the test set, in the order they were written:
 
@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from orchestrator.build_record import record_build
+from orchestrator.registry.build_record import record_build
 from skills.opt_out.skill import OptOut, detect
 
 FOLDER = Path(__file__).resolve().parent

@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from orchestrator.build_record import build_seed, record_build
-from orchestrator.manifest import ARTIFACTS_DIRNAME
-from orchestrator.skill_folders import write_val_csv
-from orchestrator.tfidf_pipeline import build_pipeline, save_pipeline, to_onnx
+from orchestrator.learning.tfidf_pipeline import build_pipeline, save_pipeline, to_onnx
+from orchestrator.registry.build_record import build_seed, record_build
+from orchestrator.registry.folders import write_val_csv
+from orchestrator.registry.manifest import ARTIFACTS_DIRNAME
 from skills.data import OOS_INTENT, clinc150, clinc150_eval
 from skills.turn_intent.skill import normalize_text
 

@@ -33,15 +33,15 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.build_record import (
+from orchestrator.registry.build_record import (
     build_seed,
     load_build_record,
     record_build,
     sha256_file,
     verify_artifacts,
 )
-from orchestrator.manifest import ARTIFACTS_DIRNAME, load_manifest
-from orchestrator.skill_folders import write_val_csv
+from orchestrator.registry.folders import write_val_csv
+from orchestrator.registry.manifest import ARTIFACTS_DIRNAME, load_manifest
 from skills.data import OOS_INTENT, clinc150, clinc150_eval
 from skills.turn_intent_minilm.skill import MAX_TOKENS, run_sorted
 
@@ -261,8 +261,8 @@ def _pick_blend(
     """The TF-IDF weight whose chain turn_intent -> blend keeps most of val at the target."""
     import onnxruntime as ort
 
-    from orchestrator.calibration import share_weights
-    from orchestrator.chain_calibration import choose_chain_thresholds
+    from orchestrator.learning.calibrate import share_weights
+    from orchestrator.learning.chain_calibrate import choose_chain_thresholds
     from skills.turn_intent.skill import normalize_text
 
     session = ort.InferenceSession(

@@ -1,0 +1,275 @@
+"""Train a skill from a labelled CSV: ``orchestrator skills train text-classifier`` and
+``orchestrator skills train tabular-classifier``.
+
+``train_text_classifier`` fits word 1-2 + char 2-5 TF-IDF and logistic regression (the recipe
+and its ONNX export are :mod:`orchestrator.learning.tfidf_pipeline`, which turn_intent's build uses too);
+``train_tabular_classifier`` fits one-hot categoricals + numbers (median-imputed) and
+gradient-boosted trees or logistic regression, exported by skl2onnx
+(:mod:`orchestrator.learning.tabular_pipeline`). Both run the one pipeline of
+:mod:`orchestrator.learning.trainer`: a stratified validation part (seed 0), ONNX Runtime checked
+against scikit-learn on it, the escalation threshold chosen on it
+(:mod:`orchestrator.learning.calibrate`), and a new skill folder (see
+:mod:`orchestrator.registry.kinds`): the folder is the registration, nothing else changes. The
+first version of a name gets the ``prod`` alias, later ones ``canary``. This module holds what
+differs: each kind's feature step.
+
+Example::
+
+    report = train_text_classifier("tickets.csv", name="tickets", skills_dir="skills")
+    report["threshold"], report["val_selective_accuracy"]
+    evaluate("tickets", "tickets_test.csv", skills_dir="skills")["selective_accuracy"]
+
+Data problems raise :class:`DatasetError` with what to fix: a missing file or column, fewer than
+two labels, too few rows per label, empty texts or labels, ragged rows.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from orchestrator.learning.calibrate import DEFAULT_CONFIDENCE_LEVEL
+from orchestrator.learning.datasets import (
+    TABULAR_MAX_GAP,
+    TABULAR_MIN_AGREEMENT,
+    TEXT_MAX_GAP,
+    CsvTable,
+    DatasetError,
+    non_empty_column,
+    require_columns,
+)
+from orchestrator.learning.tabular_pipeline import MODELS, detect_types
+from orchestrator.learning.trainer import FeatureStep, TrainRun, train_classifier
+from orchestrator.registry.folders import shown_labels
+from orchestrator.registry.kinds import field_name, normalize_text, to_category, to_number
+
+__all__ = [
+    "detect_types",
+    "train_tabular_classifier",
+    "train_text_classifier",
+]
+
+#: A categorical column with more distinct values than this share of rows (and over 50) looks
+#: like an identifier or free text: skipped unless named in --feature-columns.
+_ID_LIKE_SHARE = 0.5
+
+
+# ---------------------------------------------------------------------------------------------
+# Text classifier
+
+
+def train_text_classifier(
+    csv_path: Path | str,
+    *,
+    name: str,
+    text_column: str = "text",
+    label_column: str = "label",
+    version: str | None = None,
+    skills_dir: Path | str | None = None,
+    val_fraction: float = 0.2,
+    target_accuracy: float = 0.97,
+    confidence_level: float | None = DEFAULT_CONFIDENCE_LEVEL,
+    description: str | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Train a TF-IDF + logistic regression text classifier from a CSV into a new skill folder.
+
+    Returns the JSON report (also what ``skills train text-classifier`` prints).
+    """
+    run = TrainRun.of(locals())
+    return train_classifier(run, lambda table: _text_step(table, run, text_column, label_column))
+
+
+def _text_step(table: CsvTable, run: TrainRun, text_column: str, label_column: str) -> FeatureStep:
+    """One text column, normalized, into word + char TF-IDF."""
+    from orchestrator.learning.tfidf_pipeline import build_pipeline
+
+    require_columns(table, [text_column, label_column])
+    texts = non_empty_column(table, text_column, "text")
+    labels = non_empty_column(table, label_column, "label")
+    normalized = [normalize_text(t) for t in texts]
+
+    def describe(classes: list[str]) -> str:
+        return (
+            f"Classifies a text ({text_column!r} in {run.csv_path.name}) into one of "
+            f"{len(classes)} labels: {shown_labels(classes)}. TF-IDF + logistic regression "
+            "trained from a CSV; the confidence is the probability of the chosen label, so "
+            "escalate items under the calibrated threshold."
+        )
+
+    def fit_error(exc: ValueError) -> str:
+        return (
+            f"{run.csv_path}: cannot build features from column {text_column!r} ({exc}); the "
+            "texts need words that occur in at least two training rows"
+        )
+
+    return FeatureStep(
+        kind="text-classifier",
+        label_column=label_column,
+        labels=labels,
+        columns=[text_column],
+        types=["text"],
+        values=[texts],
+        pipeline=build_pipeline(),
+        rows=lambda indexes: [normalized[i] for i in indexes],
+        export=_text_onnx,
+        describe=describe,
+        model="tfidf-word1-2-char2-5-logreg",
+        args={"text_column": text_column, "label_column": label_column},
+        min_agreement=1.0,
+        max_gap=TEXT_MAX_GAP,
+        advice="please report this",
+        fit_error=fit_error,
+    )
+
+
+def _text_onnx(pipeline: Any, name: str) -> Any:
+    """turn_intent's export of the pipeline; a binary problem is first rewritten as two classes.
+
+    scikit-learn keeps one weight row for two classes (p1 = sigmoid(z)); turn_intent's graph takes
+    a softmax over one row per class, and softmax([-z/2, z/2]) = [1 - sigmoid(z), sigmoid(z)].
+    """
+    import copy
+
+    import numpy as np
+    from sklearn.pipeline import Pipeline
+
+    from orchestrator.learning.tfidf_pipeline import to_onnx
+
+    classifier = pipeline.named_steps["classifier"]
+    if len(classifier.classes_) == 2:
+        twin = copy.copy(classifier)
+        twin.coef_ = np.vstack([-classifier.coef_ / 2, classifier.coef_ / 2])
+        twin.intercept_ = np.concatenate([-classifier.intercept_ / 2, classifier.intercept_ / 2])
+        pipeline = Pipeline([("features", pipeline.named_steps["features"]), ("classifier", twin)])
+    model = to_onnx(pipeline)
+    model.graph.name = name
+    model.producer_name = "orchestrator.learning.train"
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+# Tabular classifier
+
+
+def train_tabular_classifier(
+    csv_path: Path | str,
+    *,
+    name: str,
+    label_column: str = "label",
+    feature_columns: Sequence[str] | None = None,
+    model: str = "gbm",
+    version: str | None = None,
+    skills_dir: Path | str | None = None,
+    val_fraction: float = 0.2,
+    target_accuracy: float = 0.97,
+    confidence_level: float | None = DEFAULT_CONFIDENCE_LEVEL,
+    description: str | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Train a classifier of rows (numeric + categorical columns) from a CSV into a skill folder.
+
+    ``model``: ``gbm`` (GradientBoostingClassifier, 200 trees of depth 3, as lead_score) or
+    ``logreg`` (standardized numbers, LogisticRegression: faster with many labels).
+    """
+    if model not in MODELS:
+        raise DatasetError(f"--model {model!r}: choose 'gbm' or 'logreg'")
+    run = TrainRun.of(locals())
+    return train_classifier(
+        run, lambda table: _tabular_step(table, run, label_column, feature_columns, model)
+    )
+
+
+def _feature_columns(
+    table: CsvTable, label_column: str, chosen: Sequence[str] | None, rows: int
+) -> tuple[list[str], dict[str, str], list[str]]:
+    """(columns, their types, columns skipped as identifier-like): the chosen ones, else every
+    column but the label, less the categorical ones with too many distinct values."""
+    skipped: list[str] = []
+    if chosen:
+        columns = [c.strip() for c in chosen if c.strip()]
+        require_columns(table, columns)
+        if label_column in columns:
+            raise DatasetError(f"the label column {label_column!r} cannot also be a feature")
+        types = detect_types(table, columns)
+    else:
+        columns = [c for c in table.columns if c != label_column]
+        types = detect_types(table, columns)
+        for column in list(columns):
+            distinct = len({v.strip() for v in table.column(column)})
+            if types[column] == "category" and distinct > max(50, _ID_LIKE_SHARE * rows):
+                skipped.append(column)
+                columns.remove(column)
+    if not columns:
+        raise DatasetError(f"{table.path} has no feature columns besides {label_column!r}")
+    return columns, types, skipped
+
+
+def _matrix(table: CsvTable, columns: Sequence[str], kinds: Sequence[str]) -> Any:
+    """The rows as the pipeline reads them: numbers parsed (empty: NaN), categories as text."""
+    import numpy as np
+
+    return np.array(
+        [
+            [
+                to_number(row[c]) if k == "number" else to_category(row[c])
+                for c, k in zip(columns, kinds, strict=True)
+            ]
+            for row in table.rows
+        ],
+        dtype=object,
+    )
+
+
+def _tabular_step(
+    table: CsvTable,
+    run: TrainRun,
+    label_column: str,
+    feature_columns: Sequence[str] | None,
+    model: str,
+) -> FeatureStep:
+    """Numeric and categorical columns, one-hot and imputed, into trees or a logistic regression."""
+    from orchestrator.learning import tabular_pipeline
+
+    require_columns(table, [label_column])
+    labels = non_empty_column(table, label_column, "label")
+    columns, types, skipped = _feature_columns(table, label_column, feature_columns, len(labels))
+    fields = [field_name(c) for c in columns]
+    clash = sorted(f for f, n in Counter(fields).items() if n > 1)
+    if clash:
+        raise DatasetError(f"columns {columns} give clashing field names {clash}; rename them")
+    kinds = [types[c] for c in columns]
+    matrix = _matrix(table, columns, kinds)
+
+    def describe(classes: list[str]) -> str:
+        return (
+            f"Classifies a row of {len(columns)} fields ({shown_labels(fields)}) from "
+            f"{run.csv_path.name} into one of {len(classes)} labels: {shown_labels(classes)}. "
+            f"{'Gradient-boosted trees' if model == 'gbm' else 'Logistic regression'} trained "
+            "from a CSV; the confidence is the probability of the chosen label."
+        )
+
+    report: dict[str, Any] = {"features": dict(zip(fields, kinds, strict=True))}
+    if skipped:
+        report["skipped_columns"] = skipped
+    return FeatureStep(
+        kind="tabular-classifier",
+        label_column=label_column,
+        labels=labels,
+        columns=columns,
+        types=kinds,
+        values=[table.column(c) for c in columns],
+        pipeline=tabular_pipeline.build_pipeline(kinds, model),
+        rows=lambda indexes: matrix[indexes],
+        export=lambda pipeline, name: tabular_pipeline.to_onnx(pipeline, fields, kinds, name),
+        describe=describe,
+        model=model,
+        args={"label_column": label_column, "feature_columns": ",".join(columns), "model": model},
+        min_agreement=TABULAR_MIN_AGREEMENT,
+        max_gap=TABULAR_MAX_GAP,
+        advice="try --model logreg",
+        metrics={"model": model, "features": len(columns)},
+        report=report,
+    )

@@ -1,0 +1,287 @@
+"""Human review: the items a step is least sure of wait for a person, then finish.
+
+A step with ``escalation.review_below`` holds the rows its skill answered with less confidence
+(compiler): the steps that read from it skip those rows, everything else in the chunk finishes.
+Then, per held item, the :class:`ReviewDesk`
+
+1. files a ticket in the :class:`~orchestrator.review.queue.ReviewQueue` (inputs, the cascade's
+   proposed answer, confidence) — idempotent per (job, item, step);
+2. starts a LangGraph thread for the item — ``ask`` (``interrupt()`` with the question) then
+   ``finish`` (the held step's dependent steps, on that one item) — which runs up to the
+   interrupt and pauses there, checkpointed in SQLite (``langgraph-checkpoint-sqlite``), so any
+   process can resume it later.
+
+When a person answers (``orchestrator review answer``, ``POST /v1/reviews/{id}/answer``) the
+answer is checked against the skill's output contract (every output field, closed label sets),
+the thread resumes with ``Command(resume=...)`` and finishes the item; the result is stored with
+the ticket, and the answer becomes a labelled example (source ``human:<reviewer>``) for the next
+distillation round. Dependent steps run on an in-process executor: one item costs microseconds of
+small-model work, not worth a trip to the cluster. Their calls are not added to the job's ledger.
+
+Example::
+
+    desk = ReviewDesk(settings, compile_graph=runtime.compile, examples=runtime.examples)
+    ticket = desk.queue.list()[0]
+    done = await desk.answer(ticket.id, {"intent": "balance"}, reviewer="ana")
+    done.result  # the finished item's result line
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+import yaml
+
+from orchestrator.accounting.ledger import Ledger
+from orchestrator.config import Settings
+from orchestrator.errors import ReviewError
+from orchestrator.executors.local import LocalExecutor
+from orchestrator.graph.aggregate import Scorecard, collect_chunk
+from orchestrator.graph.compiler import CompiledGraph, RunContext, step_nodes
+from orchestrator.graph.intake import Chunk
+from orchestrator.graph.spec import GraphSpec
+from orchestrator.graph.validation import ResolvedStep
+from orchestrator.review.queue import ReviewQueue, Ticket, TicketDraft, review_thread
+from orchestrator.store.examples import Example, ExampleStore
+from orchestrator.telemetry.logs import get_logger
+
+__all__ = ["HeldItem", "ReviewDesk"]
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class HeldItem:
+    """One held row of a finished chunk, as the runtime hands it over."""
+
+    item_idx: int
+    item_id: Any
+    step: str
+    #: every column of the chunk state, sliced to this row (one value each)
+    columns: dict[str, list[Any]]
+
+
+class _ThreadState(TypedDict, total=False):
+    item_id: Any
+    step: str
+    columns: dict[str, list[Any]]
+    decision: dict[str, Any]
+    result: dict[str, Any]
+    held: dict[str, Any]
+
+
+class ReviewDesk:
+    """Files held items, and finishes them when a person answers."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        compile_graph: Callable[[GraphSpec], CompiledGraph],
+        examples: ExampleStore | None = None,
+    ) -> None:
+        self.queue = ReviewQueue(settings.store_location)
+        self._settings = settings
+        self._compile = compile_graph
+        self._examples = examples
+        self._executor = LocalExecutor()
+
+    async def hold(self, job_id: str, graph: CompiledGraph, items: Sequence[HeldItem]) -> list[int]:
+        """File each held item and pause its thread at the question; returns the ticket ids."""
+        tickets: list[int] = []
+        spec_yaml = graph.spec.to_yaml()
+        async with self._threads(graph) as threads:
+            for item in items:
+                step = _step(graph, item.step)
+                ticket = self.queue.find(job_id, item.item_idx, item.step)
+                if ticket is None:
+                    # the paused thread first, then the ticket: a crash in between leaves no
+                    # ticket without a thread (the chunk runs again and pauses the same thread)
+                    start: _ThreadState = {
+                        "item_id": item.item_id,
+                        "step": item.step,
+                        "columns": item.columns,
+                    }
+                    thread = review_thread(job_id, item.item_idx, item.step)
+                    await threads.ainvoke(start, {"configurable": {"thread_id": thread}})
+                    ticket, _ = self.queue.file(_draft(job_id, graph, spec_yaml, step, item))
+                tickets.append(ticket.id)
+        log.info("review_filed", job_id=job_id, tickets=len(tickets))
+        return tickets
+
+    async def answer(self, ticket_id: int, answer: dict[str, Any], *, reviewer: str) -> Ticket:
+        """Check the answer, resume the item's thread to finish it, keep the example."""
+        from langgraph.types import Command
+
+        ticket = self.queue.get(ticket_id)
+        if ticket is None:
+            raise ReviewError(f"no review ticket {ticket_id}", code="review_not_found")
+        if ticket.status != "waiting":
+            raise ReviewError(
+                f"review ticket {ticket_id} was already answered by {ticket.reviewer}",
+                code="review_already_answered",
+            )
+        graph = self._compile(GraphSpec.from_dict(yaml.safe_load(ticket.spec_yaml)))
+        step = _step(graph, ticket.step)
+        checked = check_answer(step, answer)
+        await self._executor.start(graph.resolved.skills)
+        decision = {"answer": checked, "reviewer": reviewer}
+        async with self._threads(graph) as threads:
+            context = RunContext(executor=self._executor)
+            out = await threads.ainvoke(Command(resume=decision), _config(ticket), context=context)
+        result: dict[str, Any] = out["result"]
+        if not self.queue.close_ticket(ticket_id, answer=checked, reviewer=reviewer, result=result):
+            raise ReviewError(
+                f"review ticket {ticket_id} was answered meanwhile", code="review_already_answered"
+            )
+        if self._examples is not None:
+            self._examples.add([_example(ticket, checked, reviewer)])
+        if out.get("held"):  # a later step holds the item in turn: a new ticket for it
+            held = HeldItem(ticket.item_idx, ticket.item_id, **out["held"])
+            await self.hold(ticket.job_id, graph, [held])
+        log.info("review_answered", ticket=ticket_id, reviewer=reviewer, step=ticket.step)
+        done = self.queue.get(ticket_id)
+        assert done is not None
+        return done
+
+    def close(self) -> None:
+        self.queue.close()
+
+    @contextlib.asynccontextmanager
+    async def _threads(self, graph: CompiledGraph) -> AsyncIterator[Any]:
+        """The review graph for ``graph`` over the SQLite checkpointer (one connection per use:
+        the desk is called from the job runner's loop and the API's loop alike)."""
+        from orchestrator.store.checkpoints import open_checkpointer
+
+        async with open_checkpointer(self._settings, "review_checkpoints.db") as saver:
+            yield _review_graph(graph, saver)
+
+
+def check_answer(step: ResolvedStep, answer: dict[str, Any]) -> dict[str, Any]:
+    """The answer as the skill's outputs, or ReviewError naming each field to fix."""
+    from pydantic import ValidationError
+
+    skill = step.skill.skill_cls
+    fields = list(skill.Output.model_fields)
+    labels = skill.output_labels()
+    problems = [
+        f"unknown field {k!r} (answer {', '.join(fields)})" for k in answer if k not in fields
+    ]
+    problems += [f"missing field {f!r}" for f in fields if f not in answer]
+    for name, allowed in labels.items():
+        if name in answer and answer[name] not in allowed:
+            near = [a for a in allowed if str(answer[name]).lower() in str(a).lower()][:5]
+            hint = f"; close: {', '.join(map(str, near))}" if near else ""
+            problems.append(f"{name} {answer[name]!r} is not one of the skill's labels{hint}")
+    if not problems:
+        try:
+            checked: dict[str, Any] = skill.Output.model_validate(answer).model_dump()
+            return checked
+        except ValidationError as exc:
+            problems += [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+    raise ReviewError(
+        f"answer for step {step.id!r} ({step.skill.key}) rejected: " + "; ".join(problems)
+    )
+
+
+def _review_graph(graph: CompiledGraph, checkpointer: Any) -> Any:
+    """``ask`` (interrupt: wait for a person) -> ``finish`` (the held step's dependents)."""
+    from langgraph.graph import END, START, StateGraph
+    from langgraph.runtime import Runtime
+    from langgraph.types import interrupt
+
+    nodes = step_nodes(graph)
+
+    async def ask(state: _ThreadState) -> dict[str, Any]:
+        decision = interrupt({"step": state["step"], "item_id": state["item_id"]})
+        return {"decision": decision}
+
+    async def finish(state: _ThreadState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+        step_id, decision = state["step"], state["decision"]
+        columns = dict(state["columns"])
+        for name, value in decision["answer"].items():
+            columns[f"{step_id}.{name}"] = [value]
+        columns[f"{step_id}.confidence"] = [1.0]
+        columns[f"{step_id}.escalate"] = [False]
+        columns[f"{step_id}.answered_by"] = [f"human:{decision['reviewer']}"]
+        columns[f"{step_id}.degraded"] = [False]
+        run: dict[str, Any] = {"size": 1, "columns": columns, "errors": {}, "held": {}}
+        stats: list[Any] = []
+        for step in graph.resolved.steps:
+            if step_id not in step.ancestors or run["errors"] or run["held"]:
+                continue
+            update = await nodes[step.id](run, runtime)
+            run["columns"] = {**run["columns"], **update["columns"]}
+            run["errors"] = {**update["errors"], **run["errors"]}
+            run["held"] = dict(update.get("held") or {})
+            stats += update["stats"]
+        chunk = Chunk(ids=[state["item_id"]], labels=[None], rows=[0], columns={})
+        scratch = Ledger(job_id="review", graph=graph.name)
+        item = collect_chunk(
+            graph.resolved, chunk, {**run, "stats": stats}, scratch, Scorecard(None)
+        )
+        out: dict[str, Any] = {"result": {**item[0].to_dict(), "review": _closed(decision)}}
+        if run["held"]:
+            out["held"] = {"step": run["held"][0], "columns": run["columns"]}
+            out["result"]["review"] = {**out["result"]["review"], "next": run["held"][0]}
+        return out
+
+    builder = StateGraph(_ThreadState, context_schema=RunContext)
+    builder.add_node("ask", ask)
+    builder.add_node("finish", finish)
+    builder.add_edge(START, "ask")
+    builder.add_edge("ask", "finish")
+    builder.add_edge("finish", END)
+    return builder.compile(checkpointer=checkpointer, name=f"review:{graph.name}")
+
+
+def _closed(decision: dict[str, Any]) -> dict[str, Any]:
+    return {"status": "answered", "reviewer": decision["reviewer"]}
+
+
+def _step(graph: CompiledGraph, step_id: str) -> ResolvedStep:
+    for step in graph.resolved.steps:
+        if step.id == step_id:
+            return step
+    raise ReviewError(f"graph {graph.name!r} has no step {step_id!r} any more")
+
+
+def _draft(
+    job_id: str, graph: CompiledGraph, spec_yaml: str, step: ResolvedStep, item: HeldItem
+) -> TicketDraft:
+    prefix = f"{step.id}."
+    inputs = {name: item.columns[b.key][0] for name, b in step.spec.inputs.items()}
+    proposed = {
+        name: item.columns[prefix + name][0] for name in step.skill.skill_cls.Output.model_fields
+    }
+    return TicketDraft(
+        job_id=job_id,
+        item_idx=item.item_idx,
+        item_id=item.item_id,
+        graph=graph.name,
+        spec_yaml=spec_yaml,
+        step=step.id,
+        skill=step.skill.key,
+        inputs=inputs,
+        proposed=proposed,
+        confidence=float(item.columns[prefix + "confidence"][0]),
+        answered_by=str(item.columns[prefix + "answered_by"][0]),
+    )
+
+
+def _config(ticket: Ticket) -> dict[str, Any]:
+    return {"configurable": {"thread_id": ticket.thread_id}}
+
+
+def _example(ticket: Ticket, answer: dict[str, Any], reviewer: str) -> Example:
+    return Example(
+        skill=ticket.skill,
+        inputs=ticket.inputs,
+        outputs=answer,
+        source=f"human:{reviewer}",
+        small_confidence=ticket.confidence,
+        job_id=ticket.job_id,
+    )

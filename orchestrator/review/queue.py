@@ -1,0 +1,245 @@
+"""The review queue: items held for a person, one ticket per (job, item, step), in SQLite.
+
+A ticket carries what a reviewer needs to decide (the skill's inputs, the proposed answer and how
+sure the models were) and what the runtime needs to finish the item afterwards (the graph as YAML,
+the LangGraph thread that waits for the answer). Filing is idempotent: a chunk that runs again
+after a crash files the same tickets, never new ones.
+
+It lives in the store file next to the audit log and the examples (``<data dir>/orchestrator.db``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from orchestrator.config.locations import db_location
+from orchestrator.store.location import open_db
+
+__all__ = ["ReviewQueue", "Ticket", "TicketDraft", "review_thread"]
+
+Status = Literal["waiting", "answered"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS reviews (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id      TEXT NOT NULL,
+    item_idx    INTEGER NOT NULL,   -- the item's position in its job
+    item_id     TEXT NOT NULL,      -- JSON: the item's own id
+    graph       TEXT NOT NULL,      -- graph name
+    spec_yaml   TEXT NOT NULL,      -- the graph, to finish the item in any process
+    step        TEXT NOT NULL,
+    skill       TEXT NOT NULL,      -- name@version that held it
+    inputs      TEXT NOT NULL,      -- JSON: the skill's inputs
+    proposed    TEXT NOT NULL,      -- JSON: the cascade's answer
+    confidence  REAL NOT NULL,
+    answered_by TEXT NOT NULL,      -- who proposed: a skill key or llm:<provider>
+    status      TEXT NOT NULL DEFAULT 'waiting',
+    answer      TEXT,
+    reviewer    TEXT,
+    result      TEXT,               -- JSON: the finished item's result line
+    created_at  REAL NOT NULL,
+    answered_at REAL,
+    UNIQUE (job_id, item_idx, step)
+);
+CREATE INDEX IF NOT EXISTS reviews_status ON reviews (status, id);
+CREATE INDEX IF NOT EXISTS reviews_job ON reviews (job_id, item_idx);
+"""
+
+_COLUMNS = (
+    "id, job_id, item_idx, item_id, graph, spec_yaml, step, skill, inputs, proposed, confidence, "
+    "answered_by, status, answer, reviewer, result, created_at, answered_at"
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TicketDraft:
+    """What the runtime files for one held item."""
+
+    job_id: str
+    item_idx: int
+    item_id: Any
+    graph: str
+    spec_yaml: str
+    step: str
+    skill: str
+    inputs: dict[str, Any]
+    proposed: dict[str, Any]
+    confidence: float
+    answered_by: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ticket(TicketDraft):
+    """One filed review: the draft, its id and where it stands."""
+
+    id: int
+    status: Status
+    answer: dict[str, Any] | None
+    reviewer: str | None
+    result: dict[str, Any] | None
+    created_at: float
+    answered_at: float | None
+
+    @property
+    def thread_id(self) -> str:
+        """The LangGraph thread that waits for this ticket's answer."""
+        return review_thread(self.job_id, self.item_idx, self.step)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON view (API, CLI ``--json``, dashboard); the graph YAML is left out."""
+        return {
+            "id": self.id,
+            "job_id": self.job_id,
+            "item": self.item_idx,
+            "item_id": self.item_id,
+            "graph": self.graph,
+            "step": self.step,
+            "skill": self.skill,
+            "inputs": self.inputs,
+            "proposed": self.proposed,
+            "confidence": round(self.confidence, 4),
+            "answered_by": self.answered_by,
+            "status": self.status,
+            "answer": self.answer,
+            "reviewer": self.reviewer,
+            "result": self.result,
+            "created_at": self.created_at,
+            "answered_at": self.answered_at,
+        }
+
+
+class ReviewQueue:
+    """Tickets in SQLite (thread-safe: one connection behind a lock)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = db_location(path)
+        self._db = open_db(self.path, _SCHEMA)
+
+    def file(self, draft: TicketDraft) -> tuple[Ticket, bool]:
+        """File a ticket; returns it and whether it is new (False: the item was already filed)."""
+        rows = self._db.execute(
+            "INSERT INTO reviews (job_id, item_idx, item_id, graph, spec_yaml, step, skill, "
+            "inputs, proposed, confidence, answered_by, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (job_id, item_idx, step) DO NOTHING RETURNING id",
+            (
+                draft.job_id,
+                draft.item_idx,
+                _dump(draft.item_id),
+                draft.graph,
+                draft.spec_yaml,
+                draft.step,
+                draft.skill,
+                _dump(draft.inputs),
+                _dump(draft.proposed),
+                float(draft.confidence),
+                draft.answered_by,
+                time.time(),
+            ),
+        )
+        if rows:
+            return self._must(int(rows[0][0])), True
+        found = self.find(draft.job_id, draft.item_idx, draft.step)
+        assert found is not None
+        return found, False
+
+    def find(self, job_id: str, item_idx: int, step: str) -> Ticket | None:
+        """The ticket of an item held by ``step``, if it was filed."""
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM reviews WHERE job_id = ? AND item_idx = ? AND step = ?",
+            (job_id, item_idx, step),
+        )
+        return _ticket(rows[0]) if rows else None
+
+    def get(self, ticket_id: int) -> Ticket | None:
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM reviews WHERE id = ?", (ticket_id,))
+        return _ticket(rows[0]) if rows else None
+
+    def list(
+        self,
+        *,
+        status: Status | None = "waiting",
+        job_id: str | None = None,
+        limit: int = 100,
+        after: int = 0,
+    ) -> list[Ticket]:
+        """Tickets oldest first, from id ``after`` on (paging), filtered by status and job."""
+        where: list[str] = ["id > ?"]
+        params: list[Any] = [after]
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        if job_id is not None:
+            where.append("job_id = ?")
+            params.append(job_id)
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM reviews WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
+            (*params, limit),
+        )
+        return [_ticket(r) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        """Tickets per status (gauges, dashboard)."""
+        rows = self._db.execute("SELECT status, COUNT(*) FROM reviews GROUP BY status")
+        return {str(status): int(n) for status, n in rows}
+
+    def close_ticket(
+        self, ticket_id: int, *, answer: dict[str, Any], reviewer: str, result: dict[str, Any]
+    ) -> bool:
+        """Record the answer and the finished result; False when it was already answered."""
+        rows = self._db.execute(
+            "UPDATE reviews SET status = 'answered', answer = ?, reviewer = ?, result = ?, "
+            "answered_at = ? WHERE id = ? AND status = 'waiting' RETURNING id",
+            (_dump(answer), reviewer, _dump(result), time.time(), ticket_id),
+        )
+        return bool(rows)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _must(self, ticket_id: int) -> Ticket:
+        ticket = self.get(ticket_id)
+        assert ticket is not None
+        return ticket
+
+
+def review_thread(job_id: str, item_idx: int, step: str) -> str:
+    """The LangGraph thread of an item held by ``step`` (known before its ticket is filed)."""
+    return f"review-{job_id}-{item_idx}-{step}"
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _load(text: str | None) -> Any:
+    return json.loads(text) if text is not None else None
+
+
+def _ticket(row: tuple[Any, ...]) -> Ticket:
+    (tid, job_id, idx, item_id, graph, spec_yaml, step, skill, inputs, proposed, conf) = row[:11]
+    answered_by, status, answer, reviewer, result, created_at, answered_at = row[11:]
+    return Ticket(
+        id=int(tid),
+        job_id=job_id,
+        item_idx=int(idx),
+        item_id=_load(item_id),
+        graph=graph,
+        spec_yaml=spec_yaml,
+        step=step,
+        skill=skill,
+        inputs=_load(inputs),
+        proposed=_load(proposed),
+        confidence=float(conf),
+        answered_by=answered_by,
+        status=status,
+        answer=_load(answer),
+        reviewer=reviewer,
+        result=_load(result),
+        created_at=float(created_at),
+        answered_at=answered_at,
+    )

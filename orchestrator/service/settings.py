@@ -1,0 +1,134 @@
+"""The job service's settings: a YAML file, ``ORCHESTRATOR_*`` env, or keyword arguments.
+
+The service runs on embedded defaults with nothing configured: a local Ray cluster on loopback,
+the SQLite store under the data dir, the embedded model for planning. A YAML file (``--config``)
+sets the rest::
+
+    runtime:                    # orchestrator.config.Settings fields (else ORCHESTRATOR_* env)
+      executor: ray
+      chunk_size: 2048
+    graphs_dir: graphs
+    api_keys:                   # python -m orchestrator.service.auth NAME SCOPE... prints an entry
+      - {name: crm-backend, sha256: 5e88..., scopes: [jobs:read, jobs:write, graphs:invoke]}
+    max_active_jobs: 32
+    warm_graphs: [outbound_call_turn]
+
+With no ``api_keys`` and auth on, the service makes an admin key at start-up and writes it to
+``<data dir>/admin.key`` (mode 0600): it is never printed or logged.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ConfigDict, Field, model_validator
+
+from orchestrator.config import Settings
+from orchestrator.errors import ConfigError
+from orchestrator.service.auth import ApiKey, new_key
+from orchestrator.service.limits import Limits
+
+__all__ = ["ServiceSettings", "default_graphs_dir", "ensure_admin_key", "load_service_settings"]
+
+
+def default_graphs_dir() -> Path:
+    """``graphs/`` of the checkout, else ``./graphs``."""
+    checkout = Path(__file__).resolve().parents[2] / "graphs"
+    return checkout if checkout.is_dir() else Path("graphs")
+
+
+class ServiceSettings(Limits):
+    """Everything the job service needs beyond the runtime's own settings; the job limits
+    (:class:`~orchestrator.service.limits.Limits`) are its fields too, flat keys in the YAML."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    runtime: Settings = Field(default_factory=Settings, description="runtime settings")
+    graphs_dir: Path = Field(
+        default_factory=default_graphs_dir, description="where `graph: NAME` jobs find NAME.yaml"
+    )
+    store_url: str | None = Field(
+        default=None,
+        description="sqlite:///PATH or postgresql://USER@HOST:PORT/DB (needs the postgres "
+        "extra); default <data dir>/orchestrator.db",
+    )
+    auth: bool = Field(default=True, description="False: no keys, every caller is admin (dev)")
+    api_keys: list[ApiKey] = Field(default_factory=list, description="keys, stored hashed")
+    max_request_bytes: int = Field(
+        default=64 * 2**20, ge=1024, description="largest JSON body (inline items)"
+    )
+    max_upload_bytes: int = Field(
+        default=2 * 2**30, ge=1024, description="largest JSONL upload (spooled to disk)"
+    )
+    max_concurrent_invokes: int = Field(
+        default=512, ge=1, description="real-time turns in progress at once; then 429"
+    )
+    warm_graphs: list[str] = Field(
+        default_factory=list, description="graphs whose turn path loads at start-up"
+    )
+    webhook_secret_env: str | None = Field(
+        default=None, description="env var holding the HMAC key that signs webhooks"
+    )
+    webhook_hosts: list[str] | None = Field(
+        default=None, description="hosts webhooks may target (None: any); guards against SSRF"
+    )
+    webhook_timeout_s: float = Field(default=5.0, gt=0, description="per webhook attempt")
+    metrics_public: bool = Field(default=True, description="False: /metrics needs admin")
+
+    @property
+    def limits(self) -> Limits:
+        """The job limits alone (what the job manager takes)."""
+        return Limits(**{name: getattr(self, name) for name in Limits.model_fields})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_store(cls, data: Any) -> Any:
+        """The service's ``store_url`` is the runtime's too: audit, plan cache, examples, review
+        queue and checkpoints live where the jobs do."""
+        if not isinstance(data, dict) or not data.get("store_url"):
+            return data
+        url, runtime = data["store_url"], data.get("runtime")
+        if runtime is None:
+            return {**data, "runtime": Settings(store_url=url)}
+        if isinstance(runtime, Settings) and not runtime.store_url:
+            return {**data, "runtime": runtime.model_copy(update={"store_url": url})}
+        if isinstance(runtime, dict) and not runtime.get("store_url"):
+            return {**data, "runtime": {**runtime, "store_url": url}}
+        return data
+
+    @property
+    def store_location(self) -> str:
+        return self.store_url or self.runtime.store_location
+
+
+def load_service_settings(
+    path: Path | None = None, *, runtime: dict[str, Any] | None = None, **overrides: Any
+) -> ServiceSettings:
+    """Settings from a YAML file (if any), then ``overrides``; runtime fields also read env."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the service config must be a YAML mapping of settings")
+    runtime_values = {**(data.pop("runtime", None) or {}), **(runtime or {})}
+    values = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+    return ServiceSettings(runtime=Settings(**runtime_values), **values)
+
+
+def ensure_admin_key(settings: ServiceSettings) -> ServiceSettings:
+    """With auth on and no keys configured: a fresh admin key, written to ``admin.key``."""
+    if not settings.auth or settings.api_keys:
+        return settings
+    key, digest = new_key()
+    path = settings.runtime.data_dir / "admin.key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+    print(f"no api_keys configured: an admin key for this run is in {path}", file=sys.stderr)
+    admin = ApiKey(name="admin", sha256=digest, scopes=frozenset({"admin"}))
+    return settings.model_copy(update={"api_keys": [admin]})

@@ -46,8 +46,9 @@ def build_pipeline(seed: int = 0) -> Pipeline:
     )
 
 
-def to_onnx(pipeline: Pipeline) -> Any:
+def to_onnx(pipeline: Pipeline, graph_name: str = "text_classifier") -> Any:
     """Export the fitted pipeline: one string input ``text`` [N, 1]; outputs label, probabilities.
+    ``graph_name`` names the ONNX graph (a skill passes its own name).
 
     skl2onnx converts the two vectorizers (normalize, tokenize, count n-grams); the rest of the
     graph is written here, because skl2onnx's version spends most of its time on dense copies
@@ -62,7 +63,7 @@ def to_onnx(pipeline: Pipeline) -> Any:
 
     features = pipeline.named_steps["features"]
     classifier = pipeline.named_steps["classifier"]
-    converted = _convert_vectorizers(features)
+    converted = _convert_vectorizers(features, graph_name)
     count_nodes = [n for n in converted.graph.node if n.op_type == "TfIdfVectorizer"]
     if len(count_nodes) != len(features.transformer_list):
         raise RuntimeError(f"expected one TfIdfVectorizer per vectorizer, got {len(count_nodes)}")
@@ -85,6 +86,7 @@ def to_onnx(pipeline: Pipeline) -> Any:
         [*initializers, *head_initializers],
         converted,
         n_classes=len(classifier.classes_),
+        graph_name=graph_name,
     )
 
 
@@ -156,13 +158,15 @@ def _head(classifier: Any, block_scores: list[str]) -> tuple[list[Any], list[Any
     return nodes, initializers
 
 
-def _model(nodes: list[Any], initializers: list[Any], converted: Any, n_classes: int) -> Any:
+def _model(
+    nodes: list[Any], initializers: list[Any], converted: Any, n_classes: int, graph_name: str
+) -> Any:
     """The checked ONNX model of the graph: input ``text``, outputs label and probabilities."""
     from onnx import TensorProto, checker, helper
 
     graph = helper.make_graph(
         nodes,
-        "turn_intent",
+        graph_name,
         [helper.make_tensor_value_info("text", TensorProto.STRING, [None, 1])],
         [
             helper.make_tensor_value_info("label", TensorProto.STRING, [None]),
@@ -185,7 +189,7 @@ def _model(nodes: list[Any], initializers: list[Any], converted: Any, n_classes:
     return model
 
 
-def _convert_vectorizers(features: FeatureUnion) -> Any:
+def _convert_vectorizers(features: FeatureUnion, graph_name: str) -> Any:
     """skl2onnx's graph of the FeatureUnion, tokenizers fixed; to_onnx keeps its front half."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import StringTensorType
@@ -196,7 +200,7 @@ def _convert_vectorizers(features: FeatureUnion) -> Any:
         warnings.filterwarnings("ignore", message="The conversion of CountVectorizer")
         model = convert_sklearn(
             features,
-            name="turn_intent",
+            name=graph_name,
             initial_types=[("text", StringTensorType([None, 1]))],
             # The default locale, en_US.UTF-8, is missing on many machines.
             options={TfidfVectorizer: {"locale": "C.UTF-8"}},

@@ -89,7 +89,9 @@ def main() -> None:
 
     artifacts = FOLDER / ARTIFACTS_DIRNAME
     artifacts.mkdir(exist_ok=True)
-    (artifacts / ONNX_FILE).write_bytes(to_onnx(pipeline).SerializeToString())
+    (artifacts / ONNX_FILE).write_bytes(
+        to_onnx(pipeline, graph_name="turn_intent").SerializeToString()
+    )
     save_pipeline(pipeline, artifacts / SKLEARN_FILE)
     write_val_csv(artifacts / VAL_FILE, ["text", "label"], [list(p) for p in clinc150_eval("val")])
 

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from orchestrator.cli.errors import reports_errors
+from orchestrator.llm.pii import PIIGuard, default_guard
 from orchestrator.llm.privacy import redact_file
 
 __all__ = ["redact_command"]
@@ -32,9 +33,18 @@ def redact_command(
             "(or FIELD=KIND, KIND one of name/phone/email/address/other)"
         ),
     ] = None,
+    ner: Annotated[
+        bool,
+        typer.Option(
+            help="also find names and organisations with the NER model (--no-ner: patterns, cue "
+            "words and --known values only; faster)"
+        ),
+    ] = True,
 ) -> None:
-    """Redact PII from each line's --field (placeholders like <PERSON_1>); prints a JSON summary."""
-    summary = redact_file(input_path, output, field, [known] if known else [])
+    """Redact PII from each line's --field (placeholders like <PERSON_1>); prints a JSON summary
+    with the counts per entity type (spans replaced, lines holding one)."""
+    guard = default_guard() if ner else PIIGuard(ner=False)
+    summary = redact_file(input_path, output, field, [known] if known else [], guard=guard)
     sys.stdout.write(json.dumps(summary) + "\n")
     if summary["lines"] and not summary["redacted"]:
         raise typer.Exit(1)

@@ -161,11 +161,13 @@ class _MovedModule(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             f"{spec.name} moved to {new}; import it from there", DeprecationWarning, stacklevel=2
         )
         module = importlib.import_module(new)
-        self._spec = module.__spec__  # the import system overwrites it; exec_module restores it
+        # the import system overwrites the module's spec with this alias spec; exec_module puts
+        # the real one back (kept on the alias spec, so concurrent imports share no state)
+        spec.loader_state = module.__spec__
         return module
 
     def exec_module(self, module: Any) -> None:
-        module.__spec__ = self._spec
+        module.__spec__ = module.__spec__.loader_state
 
     def get_code(self, fullname: str) -> Any:
         """For ``python -m orchestrator.<old name>``: the new module's code."""

@@ -136,7 +136,8 @@ def test_review_queue_over_http(tmp_path, builtin_registry):
     from orchestrator.service.auth import ApiKey, new_key
 
     plain, digest = new_key()
-    reviewer = ApiKey(name="ana", sha256=digest, scopes=frozenset({"reviews"}))
+    # a cross-tenant reviewer: "reviews" alone sees only the key's own jobs' tickets
+    reviewer = ApiKey(name="ana", sha256=digest, scopes=frozenset({"reviews:all"}))
     graphs = tmp_path / "graphs"
     graphs.mkdir()
     (graphs / "turn_review.yaml").write_text(

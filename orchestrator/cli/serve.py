@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from orchestrator.service.settings import ensure_admin_key, load_service_settings
+from orchestrator.cli.errors import reports_errors
+from orchestrator.errors import ConfigError
+from orchestrator.service.settings import (
+    ServiceSettings,
+    ensure_admin_key,
+    load_service_settings,
+)
 
-__all__ = ["serve"]
+__all__ = ["checked_binding", "is_loopback", "serve"]
 
 
+@reports_errors
 def serve(
     host: Annotated[str, typer.Option(help="address to bind (loopback by default)")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
@@ -43,6 +51,7 @@ def serve(
         graphs_dir=graphs_dir,
         auth=False if no_auth else None,
     )
+    settings = checked_binding(settings, host)
     configure_logging(settings.runtime.log_format, settings.runtime.log_level)
     settings = ensure_admin_key(settings)
     app = create_app(settings)
@@ -54,6 +63,29 @@ def serve(
         access_log=access_log,
         timeout_graceful_shutdown=10,
     )
+
+
+def checked_binding(settings: ServiceSettings, host: str) -> ServiceSettings:
+    """Refuse auth off on an address beyond loopback (anyone who reaches it would be admin);
+    trust the bound address as a Host header, next to the configured ``trusted_hosts``."""
+    if not settings.auth and not is_loopback(host):
+        raise ConfigError(
+            f"--no-auth (auth: false) with --host {host} would make every caller who can reach "
+            "that address an admin; bind 127.0.0.1 for development, or configure api_keys"
+        )
+    if host in settings.trusted_hosts or host in ("0.0.0.0", "::", ""):
+        return settings  # a wildcard bind: clients name the service; trusted_hosts says how
+    return settings.model_copy(update={"trusted_hosts": [*settings.trusted_hosts, host]})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a bind address is loopback only (``localhost``, ``127.0.0.0/8``, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 if __name__ == "__main__":  # python -m orchestrator.cli.serve

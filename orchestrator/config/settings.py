@@ -102,8 +102,21 @@ class Settings(BaseSettings):
         description="what may leave the machine when items escalate; unset: local providers get "
         "the text as is, remote ones get it redacted",
     )
-    llm_max_calls: int | None = Field(default=None, ge=1, description="big-model calls per job")
-    llm_max_tokens: int | None = Field(default=None, ge=1, description="big-model tokens per job")
+    # Finite by default: a job that escalates more than planned degrades (its unsure items keep
+    # the small answer, flagged) instead of running up an open-ended bill. 2,000 calls of ~2k
+    # tokens cover a 1M-item job escalating a few per cent in batches; raise them per service.
+    llm_max_calls: int | None = Field(
+        default=2000, ge=1, description="big-model calls per job (null: unlimited)"
+    )
+    llm_max_tokens: int | None = Field(
+        default=4_000_000, ge=1, description="big-model tokens per job (null: unlimited)"
+    )
+    review_inputs: Literal["redacted", "raw"] = Field(
+        default="redacted",
+        description="what a review ticket shows the reviewer: the held item's inputs through the "
+        "PII guard ('redacted'), or as the item gave them ('raw': reviewers see customer data, "
+        "and the ticket keeps it at rest)",
+    )
     data_dir: Path = Field(
         default_factory=lambda: default_db_path().parent,
         description="where the SQLite store (plans, audit of big-model calls) lives",

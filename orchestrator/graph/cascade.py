@@ -35,11 +35,12 @@ from orchestrator.executors.base import Executor
 from orchestrator.executors.batching import predict_sliced
 from orchestrator.graph.validation import ResolvedStep
 from orchestrator.llm.gateway import Budget, Completion, LLMGateway
+from orchestrator.llm.privacy import redact_messages
 from orchestrator.skill import Batch, Predictions
 from orchestrator.store.examples import Example, ExampleStore
 from orchestrator.telemetry.logs import get_logger
 
-__all__ = ["CascadeOutcome", "Escalator", "escalation_messages", "run_cascade"]
+__all__ = ["CascadeOutcome", "Escalator", "escalation_messages", "redacted_inputs", "run_cascade"]
 
 log = get_logger(__name__)
 
@@ -72,15 +73,24 @@ class Escalator:
         answers: dict[int, dict[str, Any]],
         provider: str,
         confidence: np.ndarray,
+        known: Sequence[Any] | None = None,
     ) -> None:
-        """Keep the big model's accepted answers as training examples for the step's skill."""
+        """Keep the big model's accepted answers as training examples for the step's skill.
+
+        The inputs are kept redacted, whatever the provider saw (a local one gets the text as
+        is): an example outlives the job, so it holds placeholders, never a customer's values,
+        and the small models learn on placeholders. ``known``: per row, the customer's values
+        the guard must hide too."""
         if self.examples is None or not answers:
             return
         fields = list(step.skill.skill_cls.Input.model_fields)
         self.examples.add(
             Example(
                 skill=step.skill.key,
-                inputs={f: batch[f][i] for f in fields if f in batch},
+                inputs=redacted_inputs(
+                    {f: batch[f][i] for f in fields if f in batch},
+                    known[i] if known is not None else None,
+                ),
                 outputs=outputs,
                 source=f"llm:{provider}",
                 small_confidence=float(confidence[i]),
@@ -203,7 +213,7 @@ async def run_cascade(
     if escalator is None or not policy.to_llm:
         return outcome  # flagged only: no big model for this job
     answers, provider = await escalator.answer(step, batch, pending, known)
-    escalator.learn(step, batch, answers, provider, outcome.confidence)
+    escalator.learn(step, batch, answers, provider, outcome.confidence, known)
     for i in pending:
         if i in answers:
             for f, value in answers[i].items():
@@ -213,6 +223,17 @@ async def run_cascade(
         else:
             outcome.degraded[i] = True
     return outcome
+
+
+def redacted_inputs(inputs: dict[str, Any], known: Any = None) -> dict[str, Any]:
+    """``inputs`` with every text value through the PII guard (one placeholder per value across
+    the fields); other values as they are. What examples and review tickets keep at rest."""
+    texts = {name: value for name, value in inputs.items() if isinstance(value, str) and value}
+    if not texts:
+        return inputs
+    messages = [{"role": "user", "content": value} for value in texts.values()]
+    redacted, _ = redact_messages(messages, known)
+    return {**inputs, **{name: m["content"] for name, m in zip(texts, redacted, strict=True)}}
 
 
 async def _try_skill(

@@ -127,6 +127,10 @@ log = get_logger(__name__)
 ModelT = TypeVar("ModelT", bound=BaseModel)
 ParsedT = TypeVar("ParsedT")
 
+#: tokens per answer when a provider sets no ``max_output_tokens`` (a plan or a batch of
+#: escalation answers fits well within it)
+DEFAULT_MAX_OUTPUT_TOKENS = 4096
+
 
 # --- budget and result ----------------------------------------------------------------------------
 
@@ -310,6 +314,14 @@ class LLMGateway:
         names = [p.name for p in providers]
         if len(set(names)) != len(names):
             raise ConfigError(f"LLM provider names must be unique, got {names}")
+        # A provider that sets no cap gets a finite one: an answer must not run to the model's
+        # context length on the job's bill. A provider's own max_output_tokens overrides it.
+        providers = [
+            p
+            if p.max_output_tokens is not None
+            else p.model_copy(update={"max_output_tokens": DEFAULT_MAX_OUTPUT_TOKENS})
+            for p in providers
+        ]
         self._providers = tuple(providers)
         self._keys = {p.name: read_key(p) for p in providers}
         self._audit = audit

@@ -5,7 +5,8 @@ A step with ``escalation.review_below`` holds the rows its skill answered with l
 Then, per held item, the :class:`ReviewDesk`
 
 1. files a ticket in the :class:`~orchestrator.review.queue.ReviewQueue` (inputs, the cascade's
-   proposed answer, confidence) — idempotent per (job, item, step);
+   proposed answer, confidence) — idempotent per (job, item, step); the inputs go through the
+   PII guard unless ``Settings.review_inputs`` is ``raw`` (docs/operators.md);
 2. starts a LangGraph thread for the item — ``ask`` (``interrupt()`` with the question) then
    ``finish`` (the held step's dependent steps, on that one item) — which runs up to the
    interrupt and pauses there, checkpointed in SQLite (``langgraph-checkpoint-sqlite``), so any
@@ -13,8 +14,10 @@ Then, per held item, the :class:`ReviewDesk`
 
 When a person answers (``orchestrator review answer``, ``POST /v1/reviews/{id}/answer``) the
 answer is checked against the skill's output contract (every output field, closed label sets),
-the thread resumes with ``Command(resume=...)`` and finishes the item; the result is stored with
-the ticket, and the answer becomes a labelled example (source ``human:<reviewer>``) for the next
+the ticket is claimed (of two concurrent answers only one resumes the item), the thread resumes
+with ``Command(resume=...)`` and finishes the item; the result is stored with the ticket (with the
+job store's copy, in the same transaction, when the caller passes ``also``), and the answer
+becomes a labelled example (source ``human:<reviewer>``, inputs redacted) for the next
 distillation round. Dependent steps run on an in-process executor: one item costs microseconds of
 small-model work, not worth a trip to the cluster. Their calls are not added to the job's ledger.
 
@@ -40,12 +43,14 @@ from orchestrator.config import Settings
 from orchestrator.errors import ReviewError
 from orchestrator.executors.local import LocalExecutor
 from orchestrator.graph.aggregate import Scorecard, collect_chunk
+from orchestrator.graph.cascade import redacted_inputs
 from orchestrator.graph.compiler import CompiledGraph, RunContext, step_nodes
 from orchestrator.graph.intake import Chunk
 from orchestrator.graph.spec import GraphSpec
 from orchestrator.graph.validation import ResolvedStep
 from orchestrator.review.queue import ReviewQueue, Ticket, TicketDraft, review_thread
 from orchestrator.store.examples import Example, ExampleStore
+from orchestrator.store.sqlite_file import Run
 from orchestrator.telemetry.logs import get_logger
 
 __all__ = ["HeldItem", "ReviewDesk"]
@@ -107,33 +112,47 @@ class ReviewDesk:
                     }
                     thread = review_thread(job_id, item.item_idx, item.step)
                     await threads.ainvoke(start, {"configurable": {"thread_id": thread}})
-                    ticket, _ = self.queue.file(_draft(job_id, graph, spec_yaml, step, item))
+                    draft = _draft(
+                        job_id, graph, spec_yaml, step, item, self._settings.review_inputs
+                    )
+                    ticket, _ = self.queue.file(draft)
                 tickets.append(ticket.id)
         log.info("review_filed", job_id=job_id, tickets=len(tickets))
         return tickets
 
-    async def answer(self, ticket_id: int, answer: dict[str, Any], *, reviewer: str) -> Ticket:
-        """Check the answer, resume the item's thread to finish it, keep the example."""
-        from langgraph.types import Command
+    async def answer(
+        self,
+        ticket_id: int,
+        answer: dict[str, Any],
+        *,
+        reviewer: str,
+        also: Callable[[Run, Ticket, dict[str, Any]], object] | None = None,
+    ) -> Ticket:
+        """Check the answer, resume the item's thread to finish it, keep the example.
 
+        The ticket is claimed first, so of two concurrent answers only one resumes the item (the
+        other gets ``review_already_answered``). ``also(run, ticket, result)`` adds statements to
+        the transaction that closes the ticket (the job store's copy of the result)."""
         ticket = self.queue.get(ticket_id)
         if ticket is None:
             raise ReviewError(f"no review ticket {ticket_id}", code="review_not_found")
-        if ticket.status != "waiting":
+        if ticket.status != "waiting" or not self.queue.claim(ticket_id, reviewer):
             raise ReviewError(
-                f"review ticket {ticket_id} was already answered by {ticket.reviewer}",
+                f"review ticket {ticket_id} was already answered (or is being answered) by "
+                f"{ticket.reviewer or 'another reviewer'}",
                 code="review_already_answered",
             )
-        graph = self._compile(GraphSpec.from_dict(yaml.safe_load(ticket.spec_yaml)))
-        step = _step(graph, ticket.step)
-        checked = check_answer(step, answer)
-        await self._executor.start(graph.resolved.skills)
-        decision = {"answer": checked, "reviewer": reviewer}
-        async with self._threads(graph) as threads:
-            context = RunContext(executor=self._executor)
-            out = await threads.ainvoke(Command(resume=decision), _config(ticket), context=context)
-        result: dict[str, Any] = out["result"]
-        if not self.queue.close_ticket(ticket_id, answer=checked, reviewer=reviewer, result=result):
+        try:
+            graph, checked, out = await self._resume(ticket, answer, reviewer)
+            result: dict[str, Any] = out["result"]
+            record = (lambda run: also(run, ticket, result)) if also is not None else None
+            closed = self.queue.close_ticket(
+                ticket_id, answer=checked, reviewer=reviewer, result=result, also=record
+            )
+        except BaseException:
+            self.queue.unclaim(ticket_id)
+            raise
+        if not closed:  # pragma: no cover - the claim keeps other answers out
             raise ReviewError(
                 f"review ticket {ticket_id} was answered meanwhile", code="review_already_answered"
             )
@@ -146,6 +165,33 @@ class ReviewDesk:
         done = self.queue.get(ticket_id)
         assert done is not None
         return done
+
+    async def _resume(
+        self, ticket: Ticket, answer: dict[str, Any], reviewer: str
+    ) -> tuple[CompiledGraph, dict[str, Any], dict[str, Any]]:
+        """Check the answer and resume the item's paused thread with it: the graph, the checked
+        answer and the thread's output."""
+        from langgraph.types import Command
+
+        graph = self._compile(GraphSpec.from_dict(yaml.safe_load(ticket.spec_yaml)))
+        checked = check_answer(_step(graph, ticket.step), answer)
+        await self._executor.start(graph.resolved.skills)
+        decision = {"answer": checked, "reviewer": reviewer}
+        async with self._threads(graph) as threads:
+            context = RunContext(executor=self._executor)
+            out = await threads.ainvoke(Command(resume=decision), _config(ticket), context=context)
+        return graph, checked, out
+
+    async def forget_job(self, job_id: str) -> int:
+        """Delete one job's tickets and their paused threads; how many tickets."""
+        tickets = self.queue.delete_job(job_id)
+        if tickets:
+            from orchestrator.store.checkpoints import open_checkpointer
+
+            async with open_checkpointer(self._settings, "review_checkpoints.db") as saver:
+                for ticket in tickets:
+                    await saver.adelete_thread(ticket.thread_id)
+        return len(tickets)
 
     def close(self) -> None:
         self.queue.close()
@@ -250,10 +296,17 @@ def _step(graph: CompiledGraph, step_id: str) -> ResolvedStep:
 
 
 def _draft(
-    job_id: str, graph: CompiledGraph, spec_yaml: str, step: ResolvedStep, item: HeldItem
+    job_id: str,
+    graph: CompiledGraph,
+    spec_yaml: str,
+    step: ResolvedStep,
+    item: HeldItem,
+    review_inputs: str = "redacted",
 ) -> TicketDraft:
     prefix = f"{step.id}."
     inputs = {name: item.columns[b.key][0] for name, b in step.spec.inputs.items()}
+    if review_inputs == "redacted":
+        inputs = redacted_inputs(inputs)
     proposed = {
         name: item.columns[prefix + name][0] for name in step.skill.skill_cls.Output.model_fields
     }
@@ -277,9 +330,10 @@ def _config(ticket: Ticket) -> dict[str, Any]:
 
 
 def _example(ticket: Ticket, answer: dict[str, Any], reviewer: str) -> Example:
+    """The answer as a labelled example; its inputs redacted (already, unless tickets are raw)."""
     return Example(
         skill=ticket.skill,
-        inputs=ticket.inputs,
+        inputs=redacted_inputs(ticket.inputs),
         outputs=answer,
         source=f"human:{reviewer}",
         small_confidence=ticket.confidence,

@@ -12,16 +12,22 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from orchestrator.config.locations import db_location
 from orchestrator.store.location import open_db
+from orchestrator.store.sqlite_file import Run
 
-__all__ = ["ReviewQueue", "Ticket", "TicketDraft", "review_thread"]
+__all__ = ["CLAIM_TIMEOUT_S", "ReviewQueue", "Ticket", "TicketDraft", "review_thread"]
 
-Status = Literal["waiting", "answered"]
+#: ``answering``: a reviewer's answer is being applied (claimed, so no second answer resumes the
+#: item); it falls back to ``waiting`` if that fails, and may be claimed again after
+#: ``CLAIM_TIMEOUT_S`` if the process died meanwhile
+Status = Literal["waiting", "answering", "answered"]
+CLAIM_TIMEOUT_S = 300.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS reviews (
@@ -166,8 +172,10 @@ class ReviewQueue:
         job_id: str | None = None,
         limit: int = 100,
         after: int = 0,
+        owner: str | None = None,
     ) -> list[Ticket]:
-        """Tickets oldest first, from id ``after`` on (paging), filtered by status and job."""
+        """Tickets oldest first, from id ``after`` on (paging), filtered by status and job;
+        ``owner``: only tickets of that key's jobs (the job store shares this database)."""
         where: list[str] = ["id > ?"]
         params: list[Any] = [after]
         if status is not None:
@@ -176,6 +184,9 @@ class ReviewQueue:
         if job_id is not None:
             where.append("job_id = ?")
             params.append(job_id)
+        if owner is not None:
+            where.append("job_id IN (SELECT id FROM jobs WHERE owner = ?)")
+            params.append(owner)
         rows = self._db.execute(
             f"SELECT {_COLUMNS} FROM reviews WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
             (*params, limit),
@@ -187,16 +198,56 @@ class ReviewQueue:
         rows = self._db.execute("SELECT status, COUNT(*) FROM reviews GROUP BY status")
         return {str(status): int(n) for status, n in rows}
 
-    def close_ticket(
-        self, ticket_id: int, *, answer: dict[str, Any], reviewer: str, result: dict[str, Any]
-    ) -> bool:
-        """Record the answer and the finished result; False when it was already answered."""
+    def claim(self, ticket_id: int, reviewer: str) -> bool:
+        """Take a waiting ticket for one answer (``answering``); False when another answer has
+        it or had it. Of two concurrent answers exactly one claims the ticket."""
+        now = time.time()
         rows = self._db.execute(
-            "UPDATE reviews SET status = 'answered', answer = ?, reviewer = ?, result = ?, "
-            "answered_at = ? WHERE id = ? AND status = 'waiting' RETURNING id",
-            (_dump(answer), reviewer, _dump(result), time.time(), ticket_id),
+            "UPDATE reviews SET status = 'answering', reviewer = ?, answered_at = ? WHERE id = ?"
+            " AND (status = 'waiting' OR (status = 'answering' AND answered_at < ?)) RETURNING id",
+            (reviewer, now, ticket_id, now - CLAIM_TIMEOUT_S),
         )
         return bool(rows)
+
+    def unclaim(self, ticket_id: int) -> None:
+        """An answer failed before it closed the ticket: it waits again."""
+        self._db.execute(
+            "UPDATE reviews SET status = 'waiting', reviewer = NULL, answered_at = NULL"
+            " WHERE id = ? AND status = 'answering'",
+            (ticket_id,),
+        )
+
+    def close_ticket(
+        self,
+        ticket_id: int,
+        *,
+        answer: dict[str, Any],
+        reviewer: str,
+        result: dict[str, Any],
+        also: Callable[[Run], object] | None = None,
+    ) -> bool:
+        """Record the answer and the finished result; False when it was already answered.
+
+        ``also(run)`` runs more statements in the same transaction (the job store's copy of the
+        result, when it shares this database): the ticket closes and they apply together, or
+        neither does."""
+        with self._db.transaction() as run:
+            rows = run(
+                "UPDATE reviews SET status = 'answered', answer = ?, reviewer = ?, result = ?,"
+                " answered_at = ? WHERE id = ? AND status IN ('waiting', 'answering')"
+                " RETURNING id",
+                (_dump(answer), reviewer, _dump(result), time.time(), ticket_id),
+            )
+            if rows and also is not None:
+                also(run)
+        return bool(rows)
+
+    def delete_job(self, job_id: str) -> tuple[Ticket, ...]:
+        """Forget one job's tickets (``DELETE /v1/jobs/{id}``, retention); returns them, so their
+        paused threads can go too."""
+        tickets = tuple(self.list(status=None, job_id=job_id, limit=2**62))
+        self._db.execute("DELETE FROM reviews WHERE job_id = ?", (job_id,))
+        return tickets
 
     def close(self) -> None:
         self._db.close()

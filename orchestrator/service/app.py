@@ -25,6 +25,7 @@ from fastapi import Depends, FastAPI
 
 from orchestrator.runtime.runtime import Runtime
 from orchestrator.service.deps import known_query
+from orchestrator.service.gate import RequestGate
 from orchestrator.service.middleware import MetricsMiddleware, TurnFastPath
 from orchestrator.service.models import MALFORMED, submit_body, webhook_pattern
 from orchestrator.service.problems import install_error_handlers
@@ -65,7 +66,9 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
     app.state.service = service  # what deps.get_service hands the routes
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)
-    app.add_middleware(TurnFastPath, service=service)  # outermost: turns skip the stack
+    app.add_middleware(TurnFastPath, service=service)  # turns skip the stack
+    # outermost: host, key and body size are checked before anything reads the body
+    app.add_middleware(RequestGate, settings=settings, keys=service.keys)
     for module in _ROUTERS:
         app.include_router(module.router)
     _openapi_extras(app, settings)

@@ -10,7 +10,8 @@ which prints the key (give it to the client, once) and the config entry holding 
 
 Scopes: ``jobs:read`` (status, results, events), ``jobs:write`` (submit, cancel),
 ``graphs:invoke`` (real-time turns), ``skills:read`` (list skills), ``reviews`` (the review
-queue: list and answer), ``admin`` (everything).
+queue of the key's own jobs: list and answer), ``reviews:all`` (a cross-tenant reviewer: every
+job's tickets), ``admin`` (everything).
 No key gives 401, a key without the scope 403. Keys never reach a log line: the service logs
 the key's *name*, never the header.
 """
@@ -27,13 +28,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["SCOPES", "ApiKey", "KeyRing", "Principal", "Scope", "hash_key", "new_key"]
 
-Scope = Literal["jobs:read", "jobs:write", "graphs:invoke", "skills:read", "reviews", "admin"]
+Scope = Literal[
+    "jobs:read", "jobs:write", "graphs:invoke", "skills:read", "reviews", "reviews:all", "admin"
+]
 SCOPES: tuple[Scope, ...] = (
     "jobs:read",
     "jobs:write",
     "graphs:invoke",
     "skills:read",
     "reviews",
+    "reviews:all",
     "admin",
 )
 _PREFIX = "ork_"
@@ -57,7 +61,14 @@ class Principal:
     scopes: frozenset[str]
 
     def can(self, scope: str) -> bool:
+        if scope == "reviews" and "reviews:all" in self.scopes:
+            return True
         return "admin" in self.scopes or scope in self.scopes
+
+    @property
+    def reviews_all(self) -> bool:
+        """May review every job's tickets, not only its own jobs'."""
+        return self.admin or "reviews:all" in self.scopes
 
     @property
     def admin(self) -> bool:

@@ -2,7 +2,10 @@
 
 Admission (on the caller's thread) is bounded: at most ``max_active_jobs`` jobs waiting or running
 and ``max_active_items`` items without a result; past either, :class:`Overloaded` (HTTP 429 with
-``Retry-After``). Items go straight to the store, so the backlog lives on disk, never in memory.
+``Retry-After``). One key gets a share: ``max_active_jobs_per_key`` jobs and
+``max_items_per_minute_per_key`` items (:class:`QuotaExceeded`, also a 429). Items go straight to
+the store in batches, each counted against the backlog and the key's rate as it is stored, so an
+upload still streaming holds its place and the backlog lives on disk, never in memory.
 
 Execution happens on one background thread with its own event loop, so a batch job never stalls
 the API's loop (where real-time turns run). At most ``max_running_jobs`` jobs run at once; each
@@ -32,6 +35,7 @@ import asyncio
 import contextlib
 import functools
 import hashlib
+import math
 import os
 import threading
 import time
@@ -39,7 +43,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import structlog
 
@@ -47,11 +51,14 @@ from orchestrator.accounting.ledger import Ledger
 from orchestrator.errors import (
     GraphNotFound,
     IdempotencyConflict,
+    ItemTooLarge,
     OrchestratorError,
     Overloaded,
+    QuotaExceeded,
     TooManyItems,
 )
 from orchestrator.llm.gateway import Budget
+from orchestrator.service.item_rate import ItemRate
 from orchestrator.service.limits import Limits
 from orchestrator.service.webhooks import deliver_webhook
 from orchestrator.store.item import Item
@@ -93,11 +100,22 @@ def inline_items(values: Iterable[Any]) -> Iterator[Item]:
         yield Item(idx, value)
 
 
-def jsonl_items(lines: Iterable[bytes | str]) -> Iterator[Item]:
-    """Items of a JSONL upload: one per non-blank line; a bad line is kept as a per-item error."""
+def jsonl_items(file: BinaryIO, *, max_line_bytes: int = 2**20) -> Iterator[Item]:
+    """Items of a JSONL upload: one per non-blank line; a bad line is kept as a per-item error.
+
+    A line is read at most ``max_line_bytes + 1`` bytes at a time, so a line past the cap raises
+    :class:`ItemTooLarge` without ever being held whole (a 2 GiB line costs 1 MiB of memory).
+    """
     idx = 0
-    for number, raw in enumerate(lines, start=1):
-        text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    number = 0
+    while raw := file.readline(max_line_bytes + 1):
+        number += 1
+        if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
+            raise ItemTooLarge(
+                f"line {number} of the upload is longer than {max_line_bytes} bytes (the "
+                "max_item_bytes setting); keep large data out of the items"
+            )
+        text = raw.decode("utf-8", errors="replace")
         if text.strip():
             yield Item.from_line(idx, text, line=number)
             idx += 1
@@ -125,6 +143,7 @@ class JobManager:
         self._webhook_secret = webhook_secret
         self._webhook_timeout_s = webhook_timeout_s
         self._admit = threading.Lock()
+        self._rate = ItemRate(self.limits.max_items_per_minute_per_key)
         self._compiled: OrderedDict[str, CompiledGraph] = OrderedDict()
         self._compile_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -210,11 +229,11 @@ class JobManager:
             request_sha256=request_sha256,
             webhook_url=webhook_url,
         )
-        job, created, room = self._admit_job(draft)
+        job, created = self._admit_job(draft)
         if not created:
             return self._check_replay(job, request_sha256), False
         try:
-            count = self._receive(job.id, items, room)
+            count = self._receive(job.id, owner, items)
         except BaseException:
             self.store.discard_job(job.id)
             raise
@@ -226,36 +245,57 @@ class JobManager:
         log.info("job_submitted", job_id=job.id, owner=owner, graph=job.graph, items=count)
         return job, True
 
-    def _admit_job(self, draft: JobDraft) -> tuple[JobRecord, bool, int]:
-        """Create the job if the service has room: ``(job, created, items it may hold)``."""
+    def _admit_job(self, draft: JobDraft) -> tuple[JobRecord, bool]:
+        """Create the job if the service and the key have room: ``(job, created)``."""
         limits = self.limits
         with self._admit:  # one admission at a time: two must not both take the last room
             jobs, items_waiting = self.store.load()
             if jobs >= limits.max_active_jobs:
                 raise self._overloaded(f"{jobs} jobs are active (limit {limits.max_active_jobs})")
-            room = min(limits.max_items_per_job, limits.max_active_items - items_waiting)
-            if room <= 0:
+            if items_waiting >= limits.max_active_items:
                 raise self._overloaded(f"{items_waiting} items are waiting for results")
-            job, created = self.store.create_job(draft)
-        return job, created, room
+            mine, _ = self.store.load(owner=draft.owner)
+            if mine >= limits.max_active_jobs_per_key:
+                raise self._over_quota(
+                    f"this key has {mine} jobs waiting or running (max_active_jobs_per_key "
+                    f"{limits.max_active_jobs_per_key}); wait for one to end",
+                    limits.retry_after_s,
+                )
+            return self.store.create_job(draft)
 
-    def _receive(self, job_id: str, items: Iterable[Item], room: int) -> int:
+    def _receive(self, job_id: str, owner: str, items: Iterable[Item]) -> int:
+        """Store the items in batches. Each batch counts at once against the service's backlog
+        and the key's items per minute (the job's ``items_total`` grows with it), so concurrent
+        uploads see each other while they stream instead of each taking the whole allowance."""
         count, batch = 0, []
         for item in items:
             count += 1
-            if count > room:
-                if count > self.limits.max_items_per_job:
-                    raise TooManyItems(
-                        f"a job holds at most {self.limits.max_items_per_job} items; split it"
-                    )
-                raise self._overloaded("the service's item backlog is full")
+            if count > self.limits.max_items_per_job:
+                raise TooManyItems(
+                    f"a job holds at most {self.limits.max_items_per_job} items; split it"
+                )
             batch.append(item)
             if len(batch) >= _BATCH:
-                self.store.add_items(job_id, batch)
+                self._store_batch(job_id, owner, batch)
                 batch = []
         if batch:
-            self.store.add_items(job_id, batch)
+            self._store_batch(job_id, owner, batch)
         return count  # an empty upload is a job with nothing to do: it succeeds at once
+
+    def _store_batch(self, job_id: str, owner: str, batch: list[Item]) -> None:
+        limits = self.limits
+        with self._admit:
+            _, items_waiting = self.store.load()
+            if items_waiting + len(batch) > limits.max_active_items:
+                raise self._overloaded("the service's item backlog is full")
+            wait = self._rate.take(owner, len(batch))
+            if wait > 0:
+                raise self._over_quota(
+                    f"this key submitted more than max_items_per_minute_per_key "
+                    f"({limits.max_items_per_minute_per_key}) items in the last minute",
+                    math.ceil(wait),
+                )
+            self.store.add_items(job_id, batch)
 
     def _replay(self, owner: str, key: str | None, request_sha256: str) -> JobRecord | None:
         existing = self.store.find_by_key(owner, key)
@@ -274,6 +314,11 @@ class JobManager:
             self.metrics.rejected.labels("jobs").inc()
         retry = self.limits.retry_after_s
         return Overloaded(f"service busy: {why}; retry in {retry} s", retry)
+
+    def _over_quota(self, why: str, retry: int) -> QuotaExceeded:
+        if self.metrics is not None:
+            self.metrics.rejected.labels("quota").inc()
+        return QuotaExceeded(f"{why}; retry in {retry} s", max(1, retry))
 
     def get(self, job_id: str) -> JobRecord | None:
         return self.store.get(job_id)
@@ -382,8 +427,11 @@ class JobManager:
             return self._compile(key, lambda: _spec_from_yaml(spec_yaml, job.id))
         assert job.task is not None
         ledger = Ledger(job_id=job.id, graph="planned")
+        # the job's first items are the plan's dry run (they stay in this process)
+        first = await asyncio.to_thread(self.store.items, job.id, 0, 20)
+        sample = [item.value for item in first if isinstance(item.value, dict)]
         plan = await self.runtime.planner.plan(
-            job.task, dict(job.fields or {}), job_id=job.id, ledger=ledger
+            job.task, dict(job.fields or {}), job_id=job.id, ledger=ledger, sample=sample or None
         )
         compiled = self.runtime.compile(plan.spec)
         ledger.graph = compiled.name

@@ -45,7 +45,6 @@ class MetricsMiddleware:
 
 _INVOKE = re.compile(r"^/v1/graphs/([A-Za-z0-9_-]{1,100})/invoke$")
 _INVOKE_ROUTE = "/v1/graphs/{name}/invoke"
-_MAX_TURN_BYTES = 64 * 1024
 
 
 class TurnFastPath:
@@ -65,7 +64,7 @@ class TurnFastPath:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        body, complete = await _read_small(receive, _MAX_TURN_BYTES)
+        body, complete = await _read_small(receive, self.service.settings.max_turn_bytes)
         answer = await self._turn(match.group(1), scope, body) if complete else None
         if answer is None:  # not the happy path: let the real route answer
             await self.app(scope, _replay(body, receive, complete), send)
@@ -108,6 +107,9 @@ class TurnFastPath:
             item_id is None or (isinstance(item_id, int | str) and not isinstance(item_id, bool))
         ):
             return None
+        limit = settings.max_input_chars
+        if any(isinstance(v, str) and len(v) > limit for v in values.values()):
+            return None  # the route names the field and the limit
         started = time.perf_counter()
         with service.turn_slot():
             result = await service.turns.invoke(

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from orchestrator.errors import GraphValidationError, OrchestratorError, SetupError
+from orchestrator.errors import GraphValidationError, ItemTooLarge, OrchestratorError, SetupError
 from orchestrator.service.jobs import GraphNotFound, IdempotencyConflict, Overloaded, TooManyItems
 from orchestrator.telemetry.logs import get_logger
 
@@ -28,6 +28,7 @@ __all__ = [
     "field_errors",
     "install_error_handlers",
     "invalid_fields",
+    "problem_body",
     "problem_response",
     "problem_responses",
 ]
@@ -90,6 +91,22 @@ _TITLES = {
 }
 
 
+def problem_body(
+    status: int, code: str, detail: str, instance: str | None = None
+) -> dict[str, Any]:
+    """The RFC 9457 body of a problem (the app's handlers and the request gate alike)."""
+    body: dict[str, Any] = {
+        "type": f"urn:orchestrator:problem:{code}",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if instance is not None:
+        body["instance"] = instance
+    return body
+
+
 def problem_response(
     request: Request | None,
     status: int,
@@ -99,15 +116,7 @@ def problem_response(
     errors: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": f"urn:orchestrator:problem:{code}",
-        "title": _TITLES.get(status, "Error"),
-        "status": status,
-        "detail": detail,
-        "code": code,
-    }
-    if request is not None:
-        body["instance"] = request.url.path
+    body = problem_body(status, code, detail, request.url.path if request is not None else None)
     if errors:
         body["errors"] = errors
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM)
@@ -168,6 +177,9 @@ def _orchestrator_problem(request: Request, exc: OrchestratorError) -> JSONRespo
     if isinstance(exc, Overloaded):
         headers = {"Retry-After": str(exc.retry_after)}
         return problem_response(request, 429, exc.code, str(exc), headers=headers)
+    if isinstance(exc, ItemTooLarge):
+        errors = [{"field": "body.items", "message": str(exc)}]
+        return problem_response(request, 413, exc.code, str(exc), errors=errors)
     if isinstance(exc, TooManyItems):
         status = 413 if "at most" in str(exc) else 422
         return problem_response(

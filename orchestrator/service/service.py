@@ -16,9 +16,11 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import os
+from collections import Counter
 from collections.abc import Iterator
 
 from starlette.concurrency import run_in_threadpool
@@ -27,6 +29,7 @@ from orchestrator.accounting.result import ItemResult
 from orchestrator.runtime.runtime import Runtime
 from orchestrator.runtime.turns import TurnRunner
 from orchestrator.service.auth import KeyRing
+from orchestrator.service.erasure import purge_expired
 from orchestrator.service.jobs import JobManager
 from orchestrator.service.metrics import ServiceMetrics
 from orchestrator.service.settings import ServiceSettings
@@ -36,6 +39,9 @@ from orchestrator.telemetry.logs import get_logger
 __all__ = ["Service"]
 
 log = get_logger(__name__)
+
+#: how often retention looks for expired jobs
+_PURGE_EVERY_S = 3600.0
 
 
 class Service:
@@ -64,6 +70,9 @@ class Service:
         self.turns = TurnRunner(self.jobs.graph)
         #: real-time turns being answered now (the route and the fast path both count them)
         self.invokes_in_flight = 0
+        #: open server-sent event streams per key (``max_event_streams_per_key``)
+        self.event_streams: Counter[str] = Counter()
+        self._retention: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Load the skills, connect Ray when the executor needs it, start the job runner and
@@ -79,6 +88,8 @@ class Service:
             except Exception as exc:  # noqa: BLE001 - /readyz reports it; jobs fail with it
                 log.error("ray_unavailable", error=f"{type(exc).__name__}: {exc}")
         self.jobs.start()
+        if self.settings.retention_days is not None:
+            self._retention = asyncio.create_task(self._purge_every(_PURGE_EVERY_S))
         for name in self.settings.warm_graphs:
             await self.turns.warm(name)
         # Everything loaded so far (models, Ray, LangGraph) lives as long as the process: move it
@@ -93,9 +104,25 @@ class Service:
         self.jobs.forget_graphs()
         self.turns.forget_graphs()
 
+    async def _purge_every(self, seconds: float) -> None:
+        """Retention: erase jobs that ended more than ``retention_days`` ago, now and then every
+        ``seconds`` (a failed round is logged and tried again next time)."""
+        days = self.settings.retention_days
+        assert days is not None
+        while True:
+            try:
+                await purge_expired(self.store, self.runtime, retention_days=days)
+            except Exception as exc:  # noqa: BLE001 - retention must not stop the service
+                log.error("retention_failed", error=f"{type(exc).__name__}: {exc}")
+            await asyncio.sleep(seconds)
+
     async def stop(self) -> None:
         """Stop the job runner (running jobs become ``interrupted``), the turn workers, the
         runtime if the service made it, and the store."""
+        if self._retention is not None:
+            self._retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention
         await run_in_threadpool(self.jobs.stop)
         await self.turns.close()
         if self.owns_runtime:

@@ -59,10 +59,45 @@ class ServiceSettings(Limits):
     auth: bool = Field(default=True, description="False: no keys, every caller is admin (dev)")
     api_keys: list[ApiKey] = Field(default_factory=list, description="keys, stored hashed")
     max_request_bytes: int = Field(
-        default=64 * 2**20, ge=1024, description="largest JSON body (inline items)"
+        default=16 * 2**20,
+        ge=1024,
+        description="largest body of any request (inline JSON items included), counted while it "
+        "streams, before auth; then 413. Bigger jobs go as a JSONL upload",
     )
     max_upload_bytes: int = Field(
-        default=2 * 2**30, ge=1024, description="largest JSONL upload (spooled to disk)"
+        default=2 * 2**30,
+        ge=1024,
+        description="largest JSONL upload (multipart POST /v1/jobs, spooled to disk), counted "
+        "while it streams; then 413",
+    )
+    max_inline_items: int = Field(
+        default=100_000, ge=1, description="items in one inline JSON job; then 413 (use JSONL)"
+    )
+    max_turn_bytes: int = Field(
+        default=64 * 2**10, ge=1024, description="largest body of a real-time turn; then 413"
+    )
+    max_input_chars: int = Field(
+        default=10_000, ge=1, description="longest text value of a turn's input; then 422"
+    )
+    max_event_streams_per_key: int = Field(
+        default=4, ge=1, description="server-sent event streams one key holds open; then 429"
+    )
+    event_stream_max_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="an event stream ends (event 'expired') after this long; reconnect",
+    )
+    trusted_hosts: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "localhost", "::1"],
+        min_length=1,
+        description="Host header values the service answers (a name, '*.example.com', or '*'); "
+        "others get 400. Guards against DNS rebinding; `serve --host` adds its address",
+    )
+    retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="finished jobs older than this are deleted with their items, results, "
+        "tickets, examples and checkpoints (None: kept until DELETE /v1/jobs/{id})",
     )
     max_concurrent_invokes: int = Field(
         default=512, ge=1, description="real-time turns in progress at once; then 429"
@@ -77,7 +112,15 @@ class ServiceSettings(Limits):
         default=None, description="hosts webhooks may target (None: any); guards against SSRF"
     )
     webhook_timeout_s: float = Field(default=5.0, gt=0, description="per webhook attempt")
+    # Open by default, on purpose: /metrics holds counts and latencies per route and graph, the
+    # docs the API's shape and graph names (which a 422 for an unknown graph lists anyway);
+    # neither carries an item, a result or a key, and the service binds loopback by default.
+    # Prometheus scrapers and API explorers usually hold no key. A service exposed beyond a
+    # trusted network turns both off (docs/operators.md).
     metrics_public: bool = Field(default=True, description="False: /metrics needs admin")
+    docs_public: bool = Field(
+        default=True, description="False: /docs, /redoc and /openapi.json need a valid key"
+    )
 
     @property
     def limits(self) -> Limits:

@@ -1,10 +1,13 @@
 """Reading a job submission (``POST /v1/jobs``): JSON with the items inline, or a JSONL upload.
 
 The route reads the body by hand (its OpenAPI is :func:`orchestrator.service.models.submit_body`),
-so the limits and checks live here: a body over ``max_request_bytes`` (an upload over
-``max_upload_bytes``) gets 413 before it is read; a malformed one 400; one that breaks a rule
-422 with ``errors`` naming each field (``body.graph``, ``body.fields``, ``body.file``). The
-request's SHA-256 goes with the job, so a reused ``Idempotency-Key`` with another body is a 409.
+so the checks live here: the body's size was bounded while it streamed
+(:mod:`orchestrator.service.gate`: ``max_request_bytes``, ``max_upload_bytes`` for an upload);
+inline items are counted and measured before the JSON is parsed (``max_inline_items``,
+``max_item_bytes``: 413), a JSONL line is cut at ``max_item_bytes`` as it is read. A malformed
+body gets 400; one that breaks a rule 422 with ``errors`` naming each field (``body.graph``,
+``body.fields``, ``body.file``). The request's SHA-256 goes with the job, so a reused
+``Idempotency-Key`` with another body is a 409.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from orchestrator.service.auth import Principal
+from orchestrator.service.gate import BodyTooLarge
+from orchestrator.service.inline_items import check_inline_items
 from orchestrator.service.jobs import inline_items, jsonl_items
 from orchestrator.service.models import FIELDS_TEXT, JobRequest, webhook_pattern
 from orchestrator.service.problems import ApiError, field_errors, invalid_fields
@@ -40,7 +45,14 @@ async def submit_json(
     request: Request, service: Service, principal: Principal, key: str | None
 ) -> tuple[JobRecord, bool]:
     """Submit the job an ``application/json`` body describes: ``(job, created)``."""
-    body = await _read_body(request, service.settings.max_request_bytes)
+    body = await request.body()  # bounded by the gate: at most max_request_bytes
+    settings = service.settings
+    await run_in_threadpool(
+        check_inline_items,
+        body,
+        max_items=min(settings.max_inline_items, settings.max_items_per_job),
+        max_item_bytes=settings.max_item_bytes,
+    )
     try:
         job = JobRequest.model_validate_json(body)
     except ValidationError as exc:
@@ -60,12 +72,10 @@ async def submit_upload(
 ) -> tuple[JobRecord, bool]:
     """Submit the job a ``multipart/form-data`` body describes (a JSONL ``file``, spooled to
     disk, and the job's fields): ``(job, created)``."""
-    declared = request.headers.get("content-length")
-    limit = service.settings.max_upload_bytes
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "request_too_large", f"the upload is larger than {limit} bytes")
-    try:
+    try:  # the gate counts the bytes as they stream: past max_upload_bytes, BodyTooLarge
         form = await request.form(max_files=1, max_fields=8)
+    except BodyTooLarge:
+        raise
     except Exception as exc:  # noqa: BLE001 - malformed multipart raises many kinds
         raise ApiError(400, "invalid_multipart", f"could not parse the form: {exc}") from None
     async with contextlib.AsyncExitStack() as stack:
@@ -78,7 +88,8 @@ async def submit_upload(
             raise invalid_fields(field_errors(exc, prefix="body.")) from None
         _check_job_request(checked, service.settings)
         digest = await run_in_threadpool(_hash_upload, upload.file, values)
-        return await _submit(service, principal, key, checked, jsonl_items(upload.file), digest)
+        lines = jsonl_items(upload.file, max_line_bytes=service.settings.max_item_bytes)
+        return await _submit(service, principal, key, checked, lines, digest)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -103,20 +114,6 @@ async def _submit(
         request_sha256=digest,
         webhook_url=job.webhook_url,
     )
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, at most ``limit`` bytes (413 past it, whether declared or streamed)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "request_too_large", f"the body is larger than {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "request_too_large", f"the body is larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _check_job_request(job: JobRequest, settings: ServiceSettings) -> None:

@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.store.private_file import create_private
+
 if TYPE_CHECKING:
     from orchestrator.config import Settings
 
@@ -79,7 +81,7 @@ async def _sqlite(path: Path) -> AsyncIterator[Any]:
     import aiosqlite
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    create_private(path)
     async with aiosqlite.connect(str(path)) as conn:
         saver = AsyncSqliteSaver(conn, serde=_serde())
         await saver.setup()

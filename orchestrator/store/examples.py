@@ -2,8 +2,10 @@
 corrections) for the items a skill was unsure of. They are the training data of the next skill
 version (distillation), so the escalation rate falls release after release.
 
-One SQLite table next to the audit log and the plan cache. Inputs are stored as the skill saw them
-(after redaction, when a privacy policy applies), so nothing private is kept that was not sent.
+One SQLite table next to the audit log and the plan cache. Inputs are stored redacted, the way
+they left the process (:meth:`orchestrator.graph.cascade.Escalator.learn`, the review desk): the
+small models train on placeholders (``<PERSON_1>``), and no customer value is kept at rest.
+``DELETE /v1/jobs/{id}`` and the service's retention remove a job's examples with it.
 """
 
 from __future__ import annotations
@@ -89,6 +91,11 @@ class ExampleStore:
         """Examples per skill version."""
         rows = self._db.execute("SELECT skill, COUNT(*) FROM examples GROUP BY skill")
         return {skill: count for skill, count in rows}
+
+    def delete_job(self, job_id: str) -> int:
+        """Forget the examples learned from one job (``DELETE /v1/jobs/{id}``, retention)."""
+        rows = self._db.execute("DELETE FROM examples WHERE job_id = ? RETURNING id", (job_id,))
+        return len(rows)
 
     def close(self) -> None:
         self._db.close()

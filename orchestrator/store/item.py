@@ -23,6 +23,8 @@ class Item:
     parse_error: str | None = None
     #: the JSONL line it came from (messages say ``line N``); None for items given as values
     line: int | None = None
+    #: the JSON text as received, stored as it is (no second serialization on the upload path)
+    text: str | None = None
 
     @property
     def where(self) -> str:
@@ -33,6 +35,8 @@ class Item:
         """The value as compact JSON text, as the store keeps it (None for an unparsed item)."""
         if self.parse_error is not None:
             return None
+        if self.text is not None:
+            return self.text
         return json.dumps(self.value, separators=(",", ":"), default=str)
 
     @classmethod
@@ -40,6 +44,6 @@ class Item:
         """An item parsed from one line of JSON; a line that is not JSON becomes a per-item error
         instead of stopping the job."""
         try:
-            return cls(index, json.loads(text), line=line)
+            return cls(index, json.loads(text), line=line, text=text.strip())
         except json.JSONDecodeError as exc:
             return cls(index, None, parse_error=f"not valid JSON ({exc.msg})", line=line)

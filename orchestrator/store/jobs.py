@@ -36,7 +36,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
@@ -44,6 +44,7 @@ from typing import Any, Protocol
 from orchestrator.accounting.ledger import Ledger
 from orchestrator.accounting.result import ItemResult
 from orchestrator.store.item import Item
+from orchestrator.store.private_file import create_private
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -54,6 +55,7 @@ __all__ = [
     "Store",
     "ledger_from_raw",
     "ledger_to_raw",
+    "replace_result_in",
     "JOBS_SCHEMA",
 ]
 
@@ -211,7 +213,7 @@ class Store:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(self.path)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
@@ -317,11 +319,16 @@ class Store:
         return _job(row) if row else None
 
     def add_items(self, job_id: str, items: Iterable[Item]) -> None:
-        """Append items to a job being received (call it per batch of a few thousand)."""
+        """Append items to a job being received (call it per batch of a few thousand). The job's
+        ``items_total`` grows with each batch, so :meth:`load` counts an upload while it streams."""
+        rows = [(job_id, i.index, i.body(), i.parse_error, i.line) for i in items]
         with self._write() as db:
             db.executemany(
                 "INSERT INTO job_items (job_id, idx, body, parse_error, line) VALUES (?, ?, ?, ?, ?)",
-                ((job_id, i.index, i.body(), i.parse_error, i.line) for i in items),
+                rows,
+            )
+            db.execute(
+                "UPDATE jobs SET items_total = items_total + ? WHERE id = ?", (len(rows), job_id)
             )
 
     def open_job(self, job_id: str, *, items_total: int) -> JobRecord:
@@ -340,14 +347,30 @@ class Store:
                 db.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
             db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
-    def load(self) -> tuple[int, int]:
-        """``(active jobs, items not yet done in them)``: what back-pressure is measured on."""
+    def delete_job(self, job_id: str) -> None:
+        """Forget a job with its items, results, chunks and chunk runs (``DELETE /v1/jobs/{id}``,
+        retention); the same as discarding an aborted submission."""
+        self.discard_job(job_id)
+
+    def finished_before(self, cutoff: float, *, limit: int = 1000) -> list[str]:
+        """Ids of jobs that ended before ``cutoff`` (epoch seconds), oldest first (retention)."""
+        rows = self._db().execute(
+            "SELECT id FROM jobs WHERE finished_at < ?"
+            f" AND status IN ({_marks(TERMINAL_STATUSES)}) ORDER BY finished_at LIMIT ?",
+            (cutoff, *TERMINAL_STATUSES, limit),
+        )
+        return [r[0] for r in rows]
+
+    def load(self, owner: str | None = None) -> tuple[int, int]:
+        """``(active jobs, items not yet done in them)``: what back-pressure is measured on;
+        only ``owner``'s jobs when given (a key's share)."""
+        mine = " AND owner = ?" if owner is not None else ""
         row = (
             self._db()
             .execute(
                 "SELECT COUNT(*), COALESCE(SUM(items_total - items_done), 0) FROM jobs"
-                f" WHERE status IN ({_marks(ACTIVE_STATUSES)})",
-                ACTIVE_STATUSES,
+                f" WHERE status IN ({_marks(ACTIVE_STATUSES)}){mine}",
+                (*ACTIVE_STATUSES, *([owner] if owner is not None else [])),
             )
             .fetchone()
         )
@@ -573,15 +596,9 @@ class Store:
         ledger counts one item fewer waiting. False when the store has no such result (a job
         run elsewhere, e.g. by ``orchestrator run``)."""
         with self._write() as db:
-            found = db.execute(
-                "UPDATE job_results SET result = ?, ok = ? WHERE job_id = ? AND idx = ?",
-                (json.dumps(result, default=str), int("error" not in result), job_id, idx),
-            ).rowcount
-            raw = _read_ledger(db, job_id) if found else None
-            if raw is not None and raw.get("held_for_review"):
-                raw["held_for_review"] -= 1
-                db.execute("UPDATE jobs SET ledger = ? WHERE id = ?", (json.dumps(raw), job_id))
-        return bool(found)
+            return replace_result_in(
+                lambda sql, params=(): db.execute(sql, params).fetchall(), job_id, idx, result
+            )
 
     def recent_jobs(self, *, owner: str | None, limit: int) -> list[JobRecord]:
         """The ``limit`` newest jobs (uploads still arriving aside), newest first; only
@@ -624,6 +641,23 @@ class Store:
 # -- ledgers as JSON --------------------------------------------------------------------------
 
 _COUNTERS = ("skill_calls", "skill_items", "skill_escalated", "skill_seconds")
+
+
+def replace_result_in(
+    run: Callable[..., list[Any]], job_id: str, idx: int, result: dict[str, Any]
+) -> bool:
+    """:meth:`Store.replace_result`'s statements, run by ``run(sql, params) -> rows`` inside a
+    transaction the caller holds (the review queue closes a ticket in the same one)."""
+    found = run(
+        "UPDATE job_results SET result = ?, ok = ? WHERE job_id = ? AND idx = ? RETURNING idx",
+        (json.dumps(result, default=str), int("error" not in result), job_id, idx),
+    )
+    rows = run("SELECT ledger FROM jobs WHERE id = ?", (job_id,)) if found else []
+    raw = json.loads(rows[0][0]) if rows and rows[0][0] else None
+    if raw is not None and raw.get("held_for_review"):
+        raw["held_for_review"] -= 1
+        run("UPDATE jobs SET ledger = ? WHERE id = ?", (json.dumps(raw), job_id))
+    return bool(found)
 
 
 def ledger_to_raw(ledger: Ledger) -> dict[str, Any]:

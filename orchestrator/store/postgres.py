@@ -79,6 +79,17 @@ class PostgresFile:
         with self._lock, self._conn.transaction():
             self._db.executemany(sql, rows)
 
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """Several statements in one transaction (see ``SQLiteFile.transaction``)."""
+        with self._lock, self._conn.transaction():
+
+            def run(sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+                cursor = self._db.execute(sql, params)
+                return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
+
+            yield run
+
     def close(self) -> None:
         with self._lock, contextlib.suppress(Exception):
             self._conn.close()

@@ -7,14 +7,20 @@ briefly rather than contend for SQLite's file lock.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-__all__ = ["SQLiteFile"]
+from orchestrator.store.private_file import create_private
+
+__all__ = ["Run", "SQLiteFile"]
+
+#: one statement inside a transaction: ``run(sql, params)`` -> its rows
+Run = Callable[..., list[tuple[Any, ...]]]
 
 
 class SQLiteFile:
@@ -22,7 +28,7 @@ class SQLiteFile:
 
     def __init__(self, path: Path | str, schema: str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(self.path)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         with self._lock:
@@ -41,6 +47,19 @@ class SQLiteFile:
             self._db.execute("BEGIN")
             try:
                 self._db.executemany(sql, rows)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Run]:
+        """Several statements in one transaction: ``with db.transaction() as run: run(sql,
+        params)`` (each returns its rows); an error inside rolls every one back."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield lambda sql, params=(): self._db.execute(sql, tuple(params)).fetchall()
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise

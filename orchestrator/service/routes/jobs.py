@@ -8,6 +8,8 @@
     GET  /v1/jobs/{id}/results         results in input order, paged by cursor
     GET  /v1/jobs/{id}/events          progress as server-sent events, until the job ends
     POST /v1/jobs/{id}/cancel          cancel
+    DELETE /v1/jobs/{id}               delete a finished job and all it left: items, results,
+                                       checkpoints, review tickets, examples
 
 A key sees its own jobs (an admin key everybody's): another's job is a 404, as if it did not exist.
 """
@@ -15,8 +17,11 @@ A key sees its own jobs (an admin key everybody's): another's job is a 404, as i
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
-from collections.abc import AsyncIterator
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
@@ -25,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 
 from orchestrator.service.auth import Principal
 from orchestrator.service.deps import JobId, Read, ServiceDep, Write
+from orchestrator.service.erasure import erase_job
 from orchestrator.service.jobs import job_view
 from orchestrator.service.models import JobView, ResultsPage
 from orchestrator.service.problems import ApiError, problem_responses
@@ -86,7 +92,7 @@ async def submit_job(
 async def get_job(job_id: JobId, principal: Read, service: ServiceDep) -> dict[str, Any]:
     """A job's status (pending, running, interrupted, succeeded, failed, cancelled),
     progress and ledger."""
-    return job_view(_own(service, job_id, principal))
+    return job_view(await _own(service, job_id, principal))
 
 
 @router.get("/{job_id}/results", response_model=ResultsPage, responses=_ONE_JOB)
@@ -100,7 +106,7 @@ async def job_results(
     limit: Annotated[int, Query(ge=1, le=10_000, description="results per page")] = 1000,
 ) -> dict[str, Any]:
     """Results committed so far, in input order (a page of at most ``limit``)."""
-    job = _own(service, job_id, principal)
+    job = await _own(service, job_id, principal)
     rows = await run_in_threadpool(service.store.results, job.id, after=cursor, limit=limit)
     return {
         "job_id": job.id,
@@ -124,11 +130,28 @@ async def job_results(
     },
 )
 async def job_events(job_id: JobId, principal: Read, service: ServiceDep) -> Response:
-    """Server-sent events: progress until the job ends."""
+    """Server-sent events: progress until the job ends. A key holds at most
+    ``max_event_streams_per_key`` streams (then 429); a stream open longer than
+    ``event_stream_max_s`` ends with an ``expired`` event (reconnect to go on)."""
     from sse_starlette import EventSourceResponse
 
-    _own(service, job_id, principal)
-    return EventSourceResponse(_events(service, job_id), ping=15)
+    await _own(service, job_id, principal)
+    settings = service.settings
+    if service.event_streams[principal.name] >= settings.max_event_streams_per_key:
+        service.metrics.rejected.labels("events").inc()
+        raise ApiError(
+            429,
+            "quota_exceeded",
+            f"this key holds {settings.max_event_streams_per_key} event streams open "
+            "(max_event_streams_per_key); close one, or poll GET /v1/jobs/{id}",
+            headers={"Retry-After": str(settings.retry_after_s)},
+        )
+    service.event_streams[principal.name] += 1  # checked and taken in one step of the loop
+    release = _once(functools.partial(service.event_streams.subtract, [principal.name]))
+    events = _events(service, job_id, release)
+    # a stream that never started runs no finally: the slot then comes back when it is collected
+    weakref.finalize(events, release)
+    return EventSourceResponse(events, ping=15)
 
 
 @router.post(
@@ -142,19 +165,46 @@ async def job_events(job_id: JobId, principal: Read, service: ServiceDep) -> Res
 )
 async def cancel_job(job_id: JobId, principal: Write, service: ServiceDep) -> Response:
     """Cancel a job. Results committed before the cancel stay available."""
-    job = _own(service, job_id, principal)
+    job = await _own(service, job_id, principal)
     if job.status in ("succeeded", "failed"):
         raise ApiError(409, "job_finished", f"job {job_id} already {job.status}")
     job = await run_in_threadpool(service.jobs.cancel, job_id)
     return JSONResponse(_view(job), status_code=202 if job.status == "running" else 200)
 
 
-def _own(service: Service, job_id: str, principal: Principal) -> JobRecord:
-    """The job, if the caller may see it; else 404 (never 403: ids of others' jobs stay unknown)."""
-    job = service.store.get(job_id)
+async def _own(service: Service, job_id: str, principal: Principal) -> JobRecord:
+    """The job, if the caller may see it; else 404 (never 403: ids of others' jobs stay unknown).
+    The store is read on a worker thread, off the loop that answers real-time turns."""
+    job = await run_in_threadpool(service.store.get, job_id)
     if job is None or (job.owner != principal.name and not principal.admin):
         raise ApiError(404, "job_not_found", f"no job {job_id}")
     return job
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=204,
+    response_class=Response,
+    responses={
+        204: {"description": "deleted, with everything the job left behind"},
+        **_AUTH,
+        **problem_responses(404, 409, 422),
+    },
+)
+async def delete_job(job_id: JobId, principal: Write, service: ServiceDep) -> Response:
+    """Delete a finished job (its owner, or an admin): its items, results, step checkpoints,
+    review tickets and the examples learned from it. A job still waiting or running is a 409:
+    cancel it first."""
+    job = await _own(service, job_id, principal)
+    if not job.terminal:
+        raise ApiError(
+            409,
+            "job_active",
+            f"job {job_id} is {job_view(job)['status']}; cancel it (POST /v1/jobs/{job_id}/cancel)"
+            " and delete it once it ended",
+        )
+    await erase_job(service.store, service.runtime, job)
+    return Response(status_code=204)
 
 
 def _view(job: JobRecord) -> dict[str, Any]:
@@ -162,19 +212,45 @@ def _view(job: JobRecord) -> dict[str, Any]:
     return JobView.model_validate(job_view(job)).model_dump(mode="json")
 
 
-async def _events(service: Service, job_id: str) -> AsyncIterator[dict[str, str]]:
-    """``progress`` whenever it changes (polled every 0.25 s), then ``done`` with the job view."""
+async def _events(
+    service: Service, job_id: str, release: Callable[[], None]
+) -> AsyncIterator[dict[str, str]]:
+    """``progress`` whenever it changes (polled every 0.25 s on a worker thread: a store query
+    must not stall the loop that answers real-time turns), then ``done`` with the job view; or
+    ``expired`` once the stream is ``event_stream_max_s`` old. ``release`` gives the key's
+    stream slot back, however the stream ends."""
     last: dict[str, Any] | None = None
-    while True:
-        job = service.store.get(job_id)
-        if job is None:
-            return
-        view = job_view(job)
-        progress = {"status": view["status"], **view["progress"]}
-        if progress != last:
-            yield {"event": "progress", "data": json.dumps(progress), "id": str(job.items_done)}
-            last = progress
-        if job.terminal:
-            yield {"event": "done", "data": json.dumps(view)}
-            return
-        await asyncio.sleep(0.25)
+    ends = time.monotonic() + service.settings.event_stream_max_s
+    try:
+        while True:
+            job = await run_in_threadpool(service.store.get, job_id)
+            if job is None:
+                return
+            view = job_view(job)
+            progress = {"status": view["status"], **view["progress"]}
+            if progress != last:
+                yield {"event": "progress", "data": json.dumps(progress), "id": str(job.items_done)}
+                last = progress
+            if job.terminal:
+                yield {"event": "done", "data": json.dumps(view)}
+                return
+            if time.monotonic() >= ends:
+                expired = {"status": view["status"], "reconnect": f"/v1/jobs/{job_id}/events"}
+                yield {"event": "expired", "data": json.dumps(expired)}
+                return
+            await asyncio.sleep(0.25)
+    finally:
+        release()
+
+
+def _once(action: Callable[[], object]) -> Callable[[], None]:
+    """``action``, run at most once however often it is called."""
+    done = False
+
+    def run() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            action()
+
+    return run

@@ -33,7 +33,7 @@ GraphName = Annotated[str, Path(pattern=GRAPH_NAME, description="graphs/<name>.y
 @router.post(
     "/v1/graphs/{name}/invoke",
     response_model=ItemLine,
-    responses={**problem_responses(401, 403), **problem_responses(400, 404, 422, 429, 503)},
+    responses={**problem_responses(401, 403), **problem_responses(400, 404, 413, 422, 429, 503)},
 )
 async def invoke(
     name: GraphName, turn: TurnRequest, principal: Invoke, service: ServiceDep
@@ -41,7 +41,8 @@ async def invoke(
     """One turn through a graph, synchronously, on the in-process small-model path.
 
     Answers the same line a job result holds (``id``, outputs, ``escalate``); a turn whose
-    input does not fit the graph gets 422 naming the field. Unsure answers are flagged
+    input does not fit the graph, or has a text over ``max_input_chars``, gets 422 naming the
+    field; a body over ``max_turn_bytes`` gets 413. Unsure answers are flagged
     ``escalate: true``; the turn never waits for the big model.
     """
     if service.turns_full:
@@ -49,15 +50,21 @@ async def invoke(
         raise ApiError(429, "overloaded", "too many turns in flight", headers={"Retry-After": "1"})
     started = time.perf_counter()
     with service.turn_slot():
-        await _check_input(service.turns, name, turn)
+        await _check_input(service.turns, name, turn, service.settings.max_input_chars)
         item = {**turn.input, "id": turn.id if turn.id is not None else "turn"}
         result = await service.turns.invoke(name, item)
     service.record_turn(name, result, time.perf_counter() - started)
     return Response(json.dumps(result.to_dict(), default=str), media_type="application/json")
 
 
-async def _check_input(turns: TurnRunner, name: str, turn: TurnRequest) -> None:
-    """404 for an unknown graph; 422 naming each field of an input that does not fit it."""
+async def _check_input(turns: TurnRunner, name: str, turn: TurnRequest, max_chars: int) -> None:
+    """422 for a text over ``max_input_chars``; 404 for an unknown graph; 422 naming each field
+    of an input that does not fit it."""
+    long = [k for k, v in turn.input.items() if isinstance(v, str) and len(v) > max_chars]
+    if long:
+        message = f"longer than {max_chars} characters (the max_input_chars setting)"
+        errors = [{"field": f"input.{k}", "message": message} for k in long]
+        raise invalid_fields(errors, code="input_too_long")
     try:
         graph = await turns.warm(name)
     except GraphNotFound as exc:

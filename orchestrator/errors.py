@@ -10,6 +10,7 @@ Every error the runtime raises on purpose derives from :class:`OrchestratorError
     │   ├── UnknownSkillError      a graph names a skill (alias, version) that is not registered
     │   ├── GraphValidationError   a graph spec is malformed: carries one issue per bad step
     │   ├── PlanInvalid            the planner's graph stayed invalid after its repair rounds
+    │   │   └── PlanImpossible     the registry cannot serve the task: it names what is missing
     │   ├── CalibrationError       no threshold reaches the target, or unusable calibration data
     │   ├── DatasetError           a training or evaluation CSV cannot be used as given
     │   ├── DistillError           distillation, promotion or rollback cannot proceed
@@ -17,6 +18,7 @@ Every error the runtime raises on purpose derives from :class:`OrchestratorError
     │   ├── UnknownJob             no job of that id in the store
     │   ├── GraphNotFound          the service has no graph of that name
     │   ├── TooManyItems           a job carries more items than one job may
+    │   ├── ItemTooLarge           one item (a JSONL line, an inline item) is over the byte limit
     │   └── IdempotencyConflict    an Idempotency-Key was reused with a different request
     ├── RunError                   the job started and something failed while it ran
     │   ├── SkillRunError          a skill raised, or returned outputs that break its contract
@@ -27,6 +29,7 @@ Every error the runtime raises on purpose derives from :class:`OrchestratorError
     │   ├── BudgetExceeded         the job's big-model budget (calls or tokens) is spent
     │   ├── PrivacyViolation       the privacy policy forbids sending this text anywhere configured
     │   └── Overloaded             back-pressure: too much in flight; retry after ``retry_after``
+    │       └── QuotaExceeded      one API key's share is spent (jobs in flight, items per minute)
     └── ServiceError               the job service answered with an error (the Python client)
 
 Setup errors are raised before any worker starts, so a bad graph costs nothing. Every message says
@@ -51,13 +54,16 @@ __all__ = [
     "GraphNotFound",
     "GraphValidationError",
     "IdempotencyConflict",
+    "ItemTooLarge",
     "LLMOutputInvalid",
     "LLMRequestRejected",
     "LLMUnavailable",
     "OrchestratorError",
     "Overloaded",
     "PlanInvalid",
+    "PlanImpossible",
     "PrivacyViolation",
+    "QuotaExceeded",
     "ReviewError",
     "RunError",
     "ServiceError",
@@ -211,6 +217,23 @@ class PlanInvalid(SetupError):
         )
 
 
+class PlanImpossible(PlanInvalid):
+    """The registry cannot serve the task: what it asks for (or what a needed skill needs) is not
+    produced by any registered skill from the job's fields. The message names what is missing."""
+
+    code = "plan_impossible"
+
+    def __init__(self, task: str, missing: list[str]) -> None:
+        self.task, self.problems, self.missing = task, list(missing), list(missing)
+        lines = "\n".join(f"  - {m}" for m in self.missing)
+        SetupError.__init__(
+            self,
+            f"the registered skills cannot do task {task[:80]!r}:\n{lines}\n"
+            "Register or train a skill that produces it (`orchestrator skills train ...`), give "
+            "the job the fields it needs, or write the graph by hand.",
+        )
+
+
 class PrivacyViolation(RunError):
     """The privacy policy forbids sending this text to any configured provider; nothing was sent."""
 
@@ -261,6 +284,12 @@ class TooManyItems(SetupError):
     code = "too_many_items"
 
 
+class ItemTooLarge(SetupError):
+    """One item (an inline item, a line of a JSONL upload) is larger than the service takes."""
+
+    code = "item_too_large"
+
+
 class GraphNotFound(SetupError):
     """No graph of that name in the service's graphs folder."""
 
@@ -281,6 +310,13 @@ class Overloaded(RunError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class QuotaExceeded(Overloaded):
+    """One API key's share of the service is spent (jobs in flight, items per minute), while
+    the service as a whole may have room; retry after ``retry_after`` seconds."""
+
+    code = "quota_exceeded"
 
 
 class ServiceError(OrchestratorError):

@@ -17,23 +17,23 @@ def test_plan_with_no_configuration_uses_the_embedded_model(
     monkeypatch.delenv("ORCHESTRATOR_LLM_PROVIDERS", raising=False)
     monkeypatch.delenv("ORCHESTRATOR_LLM_PROVIDERS_FILE", raising=False)
     monkeypatch.setenv("ORCHESTRATOR_DATA_DIR", str(tmp_path))
+    # without the sentence encoder the model itself says what the job returns (with it, plain
+    # tasks need no model call at all: tests/test_planner.py)
+    monkeypatch.setattr("orchestrator.llm.encoder.available", lambda: False)
     out = tmp_path / "plan.yaml"
     task = "classify each call turn's intent and decide the next action"
     args = ["plan", task, "--fields", "utterance", "--output", str(out)]
     result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
-    spec = load_graph(out)  # parses, and the CLI validated it against the registry
-    assert spec.inputs["utterance"].type == "str"
-    assert {s.skill for s in spec.steps} <= {
-        "turn_intent",
-        "turn_intent_minilm",
-        "opt_out",
-        "next_action",
-        "lead_score",
-    }
+    if result.exit_code == 0:
+        spec = load_graph(out)  # parses, and the CLI validated and dry-ran it
+        assert spec.inputs["utterance"].type == "str"
+        assert {s.skill for s in spec.steps} <= {"turn_intent", "opt_out", "next_action"}
+    else:  # the tiny model may answer that nothing fits: a clear error, never a bad graph
+        assert result.exit_code == 2 and "plan_impossible" in result.output, result.output
+        assert not out.exists()
     # every call went to the embedded server on loopback, and was audited
     with AuditLog(tmp_path / "orchestrator.db") as audit:
         rows = audit.records()
     assert rows and {r.provider for r in rows} == {"embedded"}
     assert all(r.base_url_host.startswith("127.0.0.1:") for r in rows)
-    print(json.dumps({"plan": spec.model_dump(mode="json"), "calls": len(rows)}))
+    print(json.dumps({"planned": result.exit_code == 0, "calls": len(rows)}))

@@ -145,8 +145,12 @@ def plan(
     ] = None,
     name: Annotated[str, typer.Option(help="name of the planned graph")] = "planned",
     skills_dir: Annotated[Path | None, typer.Option(help="skills folder")] = None,
+    sample: Annotated[
+        Path | None,
+        typer.Option(help="JSONL items to dry-run the plan on (default: made up from the fields)"),
+    ] = None,
 ) -> None:
-    """Ask the big model for a graph over the registered skills; validated, cached, for review.
+    """Plan a graph over the registered skills: validated, dry-run on samples, cached, for review.
 
     With no provider configured (ORCHESTRATOR_LLM_PROVIDERS), the small embedded model plans:
     expect weak plans and review them before checking them into graphs/.
@@ -157,7 +161,7 @@ def plan(
     settings = _settings(executor="local", skills_dir=skills_dir)
     configure_logging(settings.log_format, settings.log_level)
     with Runtime(settings=settings) as runtime:
-        made = runtime.plan(task, _parse_fields(fields))
+        made = runtime.plan(task, _parse_fields(fields), sample=_read_sample(sample))
     spec = made.spec.model_copy(update={"name": name})
     text = spec.to_yaml()
     if output is not None:
@@ -165,7 +169,30 @@ def plan(
     else:
         print(text, end="")
     source = "plan cache" if made.cached else f"{made.llm_calls} big-model call(s)"
-    err.print(f"plan {made.key[:12]}: valid, from {source}, {made.tokens} tokens")
+    ran = "" if made.dry_run is None else f", ran on {made.dry_run.items} sample items"
+    err.print(f"plan {made.key[:12]}: valid{ran}, from {source}, {made.tokens} tokens")
+    for request in made.unmatched:
+        err.print(f"[yellow]warning[/]: no registered skill matched {request!r}; left out")
+
+
+def _read_sample(path: Path | None) -> list[dict[str, Any]] | None:
+    """The dry run's sample items (the first 50 objects of a JSONL file)."""
+    if path is None:
+        return None
+    items: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            value = json.loads(line)
+            if not isinstance(value, dict):
+                raise typer.BadParameter(
+                    f"{path}:{number} is not a JSON object", param_hint="--sample"
+                )
+            items.append(value)
+            if len(items) == 50:
+                break
+    return items
 
 
 def _record(

@@ -32,6 +32,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from orchestrator.errors import GraphIssue, GraphValidationError
+from orchestrator.ports import Kind, Meaning, job_meaning
 
 __all__ = [
     "INPUT_SOURCE",
@@ -97,6 +98,22 @@ class InputField(_Strict):
     type: TypeName = Field(default="str", description="str, int, float or bool")
     required: bool = Field(default=True, description="an item without it gets a per-item error")
     description: str = Field(default="", description="what the field holds, for people and planner")
+    kind: Kind | None = Field(
+        default=None,
+        description="what the value means (orchestrator.ports): a str field is 'text' and any "
+        "other a plain 'value' unless set here",
+    )
+    labels: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_.]*$",
+        description="the named label set the field's values come from (e.g. clinc150_intent), so "
+        "it may feed inputs that take those labels",
+    )
+
+    @property
+    def meaning(self) -> Meaning:
+        """What the field's values mean to the skills it feeds."""
+        return job_meaning(self.type, self.kind, self.labels)
 
 
 class Escalation(_Strict):

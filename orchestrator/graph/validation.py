@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, create_model
 
 from orchestrator.errors import GraphIssue, GraphValidationError, UnknownSkillError
+from orchestrator.graph.meanings import meaning_problem
 from orchestrator.graph.spec import INPUT_SOURCE, Binding, GraphSpec, Step
 from orchestrator.graph.thresholds import step_thresholds
 from orchestrator.registry.registry import Registry, SkillVersion
@@ -94,7 +95,7 @@ def resolve_graph(spec: GraphSpec, registry: Registry) -> ResolvedGraph:
     inputs_of = {name: _input_type(f.type, f.required) for name, f in spec.inputs.items()}
     for step in spec.steps:
         if step.id in skills:
-            _check_step_bindings(step, skills[step.id], spec, inputs_of, outputs_of, issues)
+            _check_step_bindings(step, skills[step.id], spec, inputs_of, outputs_of, skills, issues)
     for name, binding in spec.outputs.items():
         _check_source(f"output {name!r}", binding, spec, inputs_of, outputs_of, issues, None)
     if spec.evaluate is not None and spec.evaluate.output not in spec.outputs:
@@ -222,6 +223,7 @@ def _check_step_bindings(
     spec: GraphSpec,
     inputs_of: dict[str, Any],
     outputs_of: dict[str, dict[str, Any]],
+    skills_of: dict[str, SkillVersion],
     issues: list[GraphIssue],
 ) -> None:
     where = f"step {step.id!r}"
@@ -245,7 +247,9 @@ def _check_step_bindings(
             )
             continue
         source_type = _check_source(where, binding, spec, inputs_of, outputs_of, issues, step.id)
-        if source_type is not None and not assignable(source_type, fields[name].annotation):
+        if source_type is None:
+            continue
+        if not assignable(source_type, fields[name].annotation):
             issues.append(
                 GraphIssue(
                     where,
@@ -253,6 +257,10 @@ def _check_step_bindings(
                     f"{binding} is {_type_name(source_type)}",
                 )
             )
+            continue
+        problem = meaning_problem(step, name, fields[name], spec, skills_of)
+        if problem:
+            issues.append(GraphIssue(where, f"input {name!r} cannot read {binding}: {problem}"))
 
 
 def _check_source(

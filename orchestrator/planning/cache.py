@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from orchestrator.config.locations import db_location
 from orchestrator.graph.spec import GraphSpec
@@ -37,11 +39,11 @@ def registry_fingerprint(registry: Registry) -> list[str]:
     return sorted(registry.resolve(name).key for name in registry.names())
 
 
-def plan_key(task: str, fields: dict[str, str], registry: Registry) -> str:
+def plan_key(task: str, fields: Mapping[str, Any], registry: Registry) -> str:
     """sha256 of the normalised task, the typed input fields and the registry's skill versions."""
     payload = {
         "task": " ".join(task.split()).lower(),
-        "fields": dict(sorted(fields.items())),
+        "fields": dict(sorted(fields.items())),  # declarations as given: JSON
         "skills": registry_fingerprint(registry),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
@@ -64,13 +66,13 @@ class PlanCache:
 
         return GraphSpec.from_dict(yaml.safe_load(rows[0][0]), source="plan cache")
 
-    def put(self, key: str, task: str, fields: dict[str, str], spec: GraphSpec) -> None:
+    def put(self, key: str, task: str, fields: Mapping[str, Any], spec: GraphSpec) -> None:
         """Store a validated plan."""
         self._db.execute(
             "INSERT INTO plans (key, task, fields, spec_yaml, created_at) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (key) DO UPDATE SET task = excluded.task, fields = excluded.fields, "
             "spec_yaml = excluded.spec_yaml, created_at = excluded.created_at",
-            (key, task, json.dumps(fields), spec.to_yaml(), time.time()),
+            (key, task, json.dumps(dict(fields)), spec.to_yaml(), time.time()),
         )
 
     def close(self) -> None:

@@ -1,19 +1,23 @@
-"""The planner: a task in plain words + the job's input fields + the registry → a graph spec.
+"""The planner: a task in plain words + the job's input fields + the registry → a graph that runs.
 
-The big model is asked once per workflow (two short questions: which skills, then how to wire
-them) for a plan in the graph language (:mod:`orchestrator.graph.spec`). What it may answer is fenced in
-twice:
+The big model decides what only it can: **what the job must return**, chosen from the
+deliverables the registry can produce from the job's fields (:mod:`orchestrator.planning.catalog`),
+and, when two sources would fit one input, **which one**. Everything else is built, not asked:
 
-1. the answers' JSON schemas are built from the registry (:mod:`orchestrator.planning.schema`): only
-   registered skills that can be fed, only bindings that exist, fit the type and point at an
-   earlier skill, so a provider that enforces schemas (llama.cpp, vLLM, OpenAI) cannot even spell
-   an unknown tool or a cycle;
-2. the answer is validated like any hand-written graph (:func:`orchestrator.compile_graph`): on
-   failure the problems go back to the model, at most ``max_repairs`` times, then
-   :class:`~orchestrator.errors.PlanInvalid`. A plan that fails validation never runs (OWASP LLM06).
+1. the skill set is the smallest that makes those deliverables, closed under producers; tiers of
+   one task (a cheap and a stronger skill over one label set) are one step with an escalation
+   chain (:mod:`orchestrator.planning.wiring`);
+2. inputs with one source whose *meaning* fits (:mod:`orchestrator.ports`) are bound without
+   asking; the model's answers are fenced by schemas that admit only registered deliverables and
+   fitting sources (:mod:`orchestrator.planning.schema`);
+3. the plan is validated like a hand-written graph, then **dry-run** on sample items in this
+   process (:mod:`orchestrator.planning.dry_run`). Failures go back to the model as error codes
+   and step names, at most ``max_repairs`` times. A plan that fails items is never cached.
 
-The prompt holds the task, the input field names and types, and each skill's card (name,
-description, inputs, outputs, relative cost). Job items never reach it: transcripts are untrusted.
+A task no deliverable serves raises :class:`~orchestrator.errors.PlanImpossible`, naming what is
+missing. The prompt holds the task, the field names and the deliverables; never job items. Every
+call goes through the privacy guard (:func:`orchestrator.llm.privacy.guarded_complete`): under
+``local_only`` the task never reaches a remote provider, under ``redact`` its PII is replaced.
 
 Example::
 
@@ -27,51 +31,54 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from orchestrator.accounting.ledger import Ledger
-from orchestrator.errors import GraphValidationError, PlanInvalid
+from orchestrator.errors import GraphValidationError, PlanImpossible, PlanInvalid
 from orchestrator.graph.compiler import compile_graph
-from orchestrator.graph.spec import GraphSpec
+from orchestrator.graph.spec import GraphSpec, InputField
 from orchestrator.llm.gateway import Budget, LLMGateway
+from orchestrator.llm.privacy import PrivacyPolicy, guarded_complete
 from orchestrator.planning.cache import PlanCache, plan_key
-from orchestrator.planning.schema import (
-    PY_TYPES,
-    choice_schema,
-    close_choice,
-    feedable_order,
-    wiring_schema,
-)
-from orchestrator.registry.registry import Registry, SkillVersion
+from orchestrator.planning.catalog import Catalog, Producer
+from orchestrator.planning.dry_run import DryRun, dry_run, synthesize
+from orchestrator.planning.plan_spec import plan_spec
+from orchestrator.planning.relevance import pick_fields, select
+from orchestrator.planning.schema import NOTHING_FITS, choices_schema, returns_schema
+from orchestrator.planning.wiring import Wiring, wire
+from orchestrator.registry.registry import Registry
 from orchestrator.telemetry.logs import get_logger
 
 __all__ = ["Plan", "Planner"]
 
 log = get_logger(__name__)
 
-
 SYSTEM_PROMPT = """\
-You plan data-processing workflows. Answer with one JSON object and nothing else.
-A workflow runs registered skills over every item of a job. Each skill reads its inputs from the
-job's fields ("input.<field>") or from the outputs of skills that run before it
-("<skill>.<output>"; every skill also outputs "confidence"). Use only the listed skills, only
-those the task needs, and prefer cheaper ones.
-"""
+You plan data-processing jobs. Answer with one JSON object and nothing else.
+A job runs small models over every item. You decide what the job must return for the task, from
+the listed outputs only; the runtime picks and wires the models that produce them."""
 
-CHOOSE_PROMPT = 'Which skills does the task need? Answer {"skills": [...]}.'
+RETURNS_PROMPT = """\
+Which of these outputs does the task ask the job to return? Answer {{"returns": [...]}} with
+every output the task asks for and nothing else; answer {{"returns": ["{none}"]}} if the task
+asks for something none of them is.
 
-WIRE_PROMPT = """\
-Now wire them, in this order: {order}. For each skill, map every input to a job field or to an
-output of a skill before it. Then list what the job returns as "outputs": \
-["<skill>.<output>", ...]."""
+Outputs:
+{cards}"""
+
+CHOICES_PROMPT = """\
+The runtime wired the job. Some inputs can read more than one source; choose one for each:
+{questions}
+Answer with one JSON object mapping each input to its source."""
 
 
 @dataclass(frozen=True)
 class Plan:
-    """A validated plan, and what it cost (zero calls when it came from the cache)."""
+    """A plan that validated and ran on samples, and what it cost (zero calls when cached)."""
 
     spec: GraphSpec
     cached: bool
@@ -79,10 +86,15 @@ class Plan:
     tokens: int
     attempts: int
     key: str
+    #: how the plan fared on sample items (None when it came from the cache, which holds only
+    #: plans that passed)
+    dry_run: DryRun | None = None
+    #: requests of the task that no registered output matched (the plan leaves them out)
+    unmatched: tuple[str, ...] = ()
 
 
 class Planner:
-    """Turns tasks into validated graph specs through the LLM gateway, with a plan cache."""
+    """Turns tasks into validated, dry-run graph specs through the LLM gateway, with a cache."""
 
     def __init__(
         self,
@@ -92,37 +104,65 @@ class Planner:
         cache: PlanCache | None = None,
         max_repairs: int = 2,
         max_calls: int = 8,
+        privacy: PrivacyPolicy | None = None,
+        match_requests: bool | None = None,
     ) -> None:
         self.gateway = gateway
         self.registry = registry
         self.cache = cache
         self.max_repairs = max_repairs
         self.max_calls = max_calls
+        self.privacy = privacy
+        #: match the task's requests with the sentence encoder (None: when it is installed);
+        #: False: the model chooses what the job returns
+        self.match_requests = match_requests
 
     async def plan(
         self,
         task: str,
-        fields: dict[str, str],
+        fields: Mapping[str, Any],
         *,
         name: str = "planned",
         job_id: str | None = None,
         ledger: Ledger | None = None,
+        sample: Sequence[Mapping[str, Any]] | None = None,
     ) -> Plan:
-        """A plan for ``task`` over items with ``fields`` (name -> str|int|float|bool)."""
-        fields = _check_fields(fields)
-        key = plan_key(task, fields, self.registry)
+        """A plan for ``task`` over items with ``fields`` (name -> ``str|int|float|bool``, or a
+        field declaration such as ``{"type": "str", "labels": "clinc150_intent"}``); ``sample``:
+        items to dry-run it on (default: made up from the field types)."""
+        inputs = _check_fields(fields)
+        declared = {n: f.model_dump(exclude_defaults=True) or f.type for n, f in inputs.items()}
+        key = plan_key(task, declared, self.registry)
         if self.cache is not None:
             cached = self.cache.get(key)
             if cached is not None:
                 log.info("plan_cache_hit", key=key[:12])
                 return Plan(cached, cached=True, llm_calls=0, tokens=0, attempts=0, key=key)
-        spec, calls, tokens, attempts = await self._ask(task, fields, name, job_id, ledger)
+        talk = _Conversation(self, job_id, ledger)
+        spec, run, attempts = await self._make(task, inputs, name, talk, sample)
         if self.cache is not None:
-            self.cache.put(key, task, fields, spec)
-        log.info("plan_made", key=key[:12], llm_calls=calls, tokens=tokens, attempts=attempts)
-        return Plan(spec, cached=False, llm_calls=calls, tokens=tokens, attempts=attempts, key=key)
+            self.cache.put(key, task, declared, spec)
+        log.info(
+            "plan_made",
+            key=key[:12],
+            llm_calls=talk.budget.calls,
+            attempts=attempts,
+            steps=len(spec.steps),
+        )
+        if talk.unmatched:
+            log.warning("plan_partial", key=key[:12], unmatched=talk.unmatched)
+        return Plan(
+            spec,
+            False,
+            talk.budget.calls,
+            talk.budget.tokens,
+            attempts,
+            key,
+            run,
+            tuple(talk.unmatched),
+        )
 
-    def plan_sync(self, task: str, fields: dict[str, str], **kwargs: Any) -> Plan:
+    def plan_sync(self, task: str, fields: Mapping[str, Any], **kwargs: Any) -> Plan:
         """:meth:`plan` for synchronous callers."""
 
         async def run() -> Plan:
@@ -133,113 +173,211 @@ class Planner:
 
         return asyncio.run(run())
 
-    async def _ask(
+    async def _make(
         self,
         task: str,
-        fields: dict[str, str],
+        inputs: dict[str, InputField],
         name: str,
-        job_id: str | None,
-        ledger: Ledger | None,
-    ) -> tuple[GraphSpec, int, int, int]:
-        feedable = feedable_order(self.registry, fields)
-        if not feedable:
-            raise PlanInvalid(task, [f"no registered skill can take items with {fields}"], 0)
-        budget = Budget(max_calls=self.max_calls)
-
-        async def ask(messages: list[dict[str, Any]], schema: type[BaseModel]) -> dict[str, Any]:
-            answer = await self.gateway.complete(
-                messages, schema=schema, budget=budget, purpose="plan", job_id=job_id, ledger=ledger
-            )
-            draft: dict[str, Any] = answer.parsed.model_dump(mode="json", exclude_none=True)
-            return draft
-
-        messages: list[dict[str, Any]] = [
-            {"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": self._prompt(task, fields, feedable) + CHOOSE_PROMPT},
-        ]
-        choice = await ask(messages, choice_schema(feedable))
-        chosen = close_choice(set(choice["skills"]), feedable, fields)
-        schema = wiring_schema(chosen, fields)
-        order = ", ".join(v.name for v in chosen)
-        messages += [
-            {"role": "assistant", "content": json.dumps(choice)},
-            {"role": "user", "content": WIRE_PROMPT.format(order=order)},
-        ]
+        talk: _Conversation,
+        sample: Sequence[Mapping[str, Any]] | None,
+    ) -> tuple[GraphSpec, DryRun, int]:
+        catalog = Catalog.build(self.registry, inputs)
+        if not catalog.deliverables:
+            raise PlanImpossible(task, _unfed_lines(catalog) or ["no skills are registered"])
+        returns = await self._returns(task, catalog, talk)
+        chosen = list({d.producer.name: d.producer for d in returns}.values())
+        samples = [*(sample or ()), *synthesize(inputs)]  # made-up items too: never zero rows
+        answers: dict[str, str] = {}
         problems: list[str] = []
         for attempt in range(1, self.max_repairs + 2):
-            draft = await ask(messages, schema)
+            wiring = await self._wire(task, catalog, chosen, answers, talk, problems)
+            spec = plan_spec(wiring, inputs, [d.id for d in returns], task, name)
             try:
-                spec = _to_spec(draft, fields, task, name)
                 compile_graph(spec, self.registry)
-                return spec, budget.calls, budget.tokens, attempt
             except GraphValidationError as exc:
                 problems = [str(issue) for issue in exc.issues]
+            else:
+                run = await dry_run(spec, self.registry, samples)
+                if run.ok:
+                    return spec, run, attempt
+                problems = [f"on sample items: {f}" for f in run.failures] or ["no item ran"]
             log.info("plan_repair", attempt=attempt, problems=len(problems))
-            messages += [
-                {"role": "assistant", "content": json.dumps(draft)},
-                {"role": "user", "content": _repair_prompt(problems)},
-            ]
+            if not talk.asked_choices:  # nothing the model chose can be changed: no repair
+                break
+            answers = {}
         raise PlanInvalid(task, problems, self.max_repairs)
 
-    def _prompt(self, task: str, fields: dict[str, str], skills: list[SkillVersion]) -> str:
-        cards = [_card(v) for v in skills]
-        field_list = ", ".join(f"{f} ({t})" for f, t in fields.items())
-        return (
-            f"Task: {task}\n\nThe job's items have these fields: {field_list}.\n\n"
-            f"Registered skills:\n{json.dumps(cards, indent=1)}\n\n"
+    async def _returns(self, task: str, catalog: Catalog, talk: _Conversation) -> list[Any]:
+        """The deliverables the task asks for: matched request by request by the sentence encoder
+        when it is installed (the model settles near-ties), else chosen by the model."""
+        ids = list(catalog.deliverables)
+        if self._matching():
+            selection = select(task, list(catalog.deliverables.values()))
+            picked = list(selection.chosen)
+            talk.unmatched = list(selection.unmatched)
+            # a near-tie is asked only when no request matched clearly: beside clear matches, a
+            # request torn between outputs is more often context ("what is the caller asking
+            # about?") than a further ask, and the embedded model answers such questions badly
+            if selection.ties and not picked:
+                tied = list(dict.fromkeys(i for ids_ in selection.ties.values() for i in ids_))
+                picked += await self._ask_returns(task, catalog, tied, talk)
+            else:
+                talk.unmatched += [
+                    r for r, ids_ in selection.ties.items() if not set(ids_) & set(picked)
+                ]
+        else:
+            picked = await self._ask_returns(task, catalog, ids, talk)
+        picked = list(dict.fromkeys(i for i in picked if i in catalog.deliverables))
+        if not picked:
+            asked = "; ".join(f"{r!r}" for r in talk.unmatched) or "what the task asks for"
+            raise PlanImpossible(
+                task,
+                [
+                    f"no registered skill produces {asked} from the job's fields; what they "
+                    f"produce: {', '.join(ids)}",
+                    *_unfed_lines(catalog),
+                ],
+            )
+        return [catalog.deliverables[i] for i in picked]
+
+    def _matching(self) -> bool:
+        """Whether the sentence encoder matches requests and field names (see ``match_requests``)."""
+        from orchestrator.llm.encoder import available
+
+        return bool(self.match_requests or (self.match_requests is None and available()))
+
+    async def _ask_returns(
+        self, task: str, catalog: Catalog, ids: list[str], talk: _Conversation
+    ) -> list[str]:
+        cards = "\n".join(f'- "{i}": {_one_line(catalog.deliverables[i].description)}' for i in ids)
+        prompt = (
+            f"Task: {task}\n\nThe job's items have these fields: {', '.join(catalog.fields)}.\n\n"
         )
+        prompt += RETURNS_PROMPT.format(none=NOTHING_FITS, cards=cards)
+        answer = await talk.ask(prompt, returns_schema(ids))
+        return [str(i) for i in answer["returns"]]
+
+    async def _wire(
+        self,
+        task: str,
+        catalog: Catalog,
+        chosen: list[Producer],
+        answers: dict[str, str],
+        talk: _Conversation,
+        problems: list[str],
+    ) -> Wiring:
+        """Wire the chosen producers, asking the model only for the real choices."""
+        wiring = wire(task, catalog, chosen, answers)
+        if wiring.questions and not problems and self._matching():
+            # field names settle what they clearly can; a repair round asks the model instead
+            answers.update(
+                pick_fields(wiring.questions, _input_texts(wiring), _field_texts(catalog))
+            )
+            answers.update(_same_as_settled(wiring.questions, answers))
+            wiring = wire(task, catalog, chosen, answers)
+        while wiring.questions:
+            lines = "\n".join(
+                f'- "{k}": one of {", ".join(v)}' for k, v in wiring.questions.items()
+            )
+            prompt = CHOICES_PROMPT.format(questions=lines)
+            if problems:
+                shown = "\n".join(f"- {p}" for p in problems)
+                prompt = f"The last wiring failed:\n{shown}\n\n{prompt}"
+            answer = await talk.ask(prompt, choices_schema(wiring.questions), choices=True)
+            before = len(answers)
+            answers.update({k: str(v) for k, v in answer.items() if k in wiring.questions})
+            if len(answers) == before:
+                break
+            wiring = wire(task, catalog, chosen, answers)
+        return wiring
 
 
-def _card(version: SkillVersion) -> dict[str, Any]:
-    cls = version.skill_cls
+class _Conversation:
+    """One planning conversation: the messages so far, the budget, every call privacy-guarded."""
+
+    def __init__(self, planner: Planner, job_id: str | None, ledger: Ledger | None) -> None:
+        self.planner, self.job_id, self.ledger = planner, job_id, ledger
+        self.budget = Budget(max_calls=planner.max_calls)
+        self.messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM_PROMPT}]
+        self.asked_choices = False
+        #: requests of the task no deliverable matched (reported with the plan)
+        self.unmatched: list[str] = []
+
+    async def ask(
+        self, prompt: str, schema: type[BaseModel], *, choices: bool = False
+    ) -> dict[str, Any]:
+        self.asked_choices |= choices
+        self.messages.append({"role": "user", "content": prompt})
+        answer = await guarded_complete(
+            self.planner.gateway,
+            self.messages,
+            policy=self.planner.privacy,
+            schema=schema,
+            budget=self.budget,
+            purpose="plan",
+            job_id=self.job_id,
+            ledger=self.ledger,
+        )
+        parsed: dict[str, Any] = answer.parsed.model_dump(mode="json", by_alias=True)
+        self.messages.append({"role": "assistant", "content": json.dumps(parsed)})
+        return parsed
+
+
+def _same_as_settled(questions: dict[str, list[str]], answers: dict[str, str]) -> dict[str, str]:
+    """An open question one of whose options another question already settled takes that one: a
+    job's turn is one field, whichever steps read it (``opt_out.text`` follows
+    ``turn_intent.text``)."""
+    chosen = set(answers.values())
+    found = {}
+    for key, options in questions.items():
+        if key in answers:
+            continue
+        same = [o for o in options if o in chosen]
+        if len(same) == 1:
+            found[key] = same[0]
+    return found
+
+
+def _input_texts(wiring: Wiring) -> dict[str, str]:
+    """Each open question's input as words: its name and description."""
+    texts = {}
+    for key in wiring.questions:
+        step, _, name = key.partition(".")
+        info = wiring.steps[step].skill.skill_cls.Input.model_fields[name]
+        texts[key] = f"{name.replace('_', ' ')}: {info.description or ''}".strip(": ")
+    return texts
+
+
+def _field_texts(catalog: Catalog) -> dict[str, str]:
     return {
-        "name": cls.name,
-        "description": cls.description,
-        "inputs": {n: _type_label(f.annotation) for n, f in cls.Input.model_fields.items()},
-        "outputs": {n: _type_label(f.annotation) for n, f in cls.Output.model_fields.items()},
-        "relative_cost": cls.relative_cost,
+        name: f"{name.replace('_', ' ')}: {field.description}".strip(": ")
+        for name, field in catalog.fields.items()
     }
 
 
-def _type_label(annotation: Any) -> str:
-    return getattr(annotation, "__name__", str(annotation).replace("typing.", ""))
+def _one_line(text: str, limit: int = 160) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
-def _check_fields(fields: dict[str, str]) -> dict[str, str]:
-    bad = {f: t for f, t in fields.items() if t not in PY_TYPES}
-    if bad or not fields:
-        raise PlanInvalid(
-            "", [f"input fields need types str|int|float|bool, got {bad or 'none'}"], 0
-        )
-    return dict(sorted(fields.items()))
+def _unfed_lines(catalog: Catalog) -> list[str]:
+    return [f"skill {name} {why}" for name, why in sorted(catalog.unfed.items())]
 
 
-def _to_spec(draft: dict[str, Any], fields: dict[str, str], task: str, name: str) -> GraphSpec:
-    steps = [
-        {"id": skill_name, "skill": skill_name, "inputs": step.get("inputs", {})}
-        for skill_name, step in draft["steps"].items()
-    ]
-    data = {
-        "name": name,
-        "description": task[:500],
-        "inputs": fields,
-        "steps": steps,
-        "outputs": output_names(draft["outputs"]),
-    }
-    return GraphSpec.from_dict(data, source="plan")
-
-
-def output_names(sources: list[str]) -> dict[str, str]:
-    """Name each chosen output after its field (``turn_intent.intent`` → ``intent``), or after its
-    step and field when the short name is taken or generic (``opt_out_confidence``)."""
-    names: dict[str, str] = {}
-    for source in dict.fromkeys(sources):  # keep order, drop repeats
-        step, _, field = source.partition(".")
-        short = field if field not in {"confidence", "escalate", "error", "id"} else ""
-        names[short if short and short not in names else f"{step}_{field}"] = source
-    return names
-
-
-def _repair_prompt(problems: list[str]) -> str:
-    lines = "\n".join(f"- {p}" for p in problems)
-    return f"That workflow is invalid:\n{lines}\nAnswer with a corrected workflow JSON."
+def _check_fields(fields: Mapping[str, Any]) -> dict[str, InputField]:
+    """The job's fields as declarations; PlanInvalid naming what is wrong."""
+    if not fields:
+        raise PlanInvalid("", ["give the job's input fields, e.g. {'utterance': 'str'}"], 0)
+    found: dict[str, InputField] = {}
+    problems = []
+    for name, value in sorted(fields.items()):
+        try:
+            declared = {"type": value} if isinstance(value, str) else dict(value)
+            found[name] = InputField.model_validate(declared)
+        except (ValidationError, TypeError, ValueError) as exc:
+            problems.append(
+                f"field {name!r}: {exc}".splitlines()[0] + " (types: str|int|float|bool)"
+            )
+    if problems:
+        raise PlanInvalid("", problems, 0)
+    return found

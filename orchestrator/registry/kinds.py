@@ -30,12 +30,13 @@ import keyword
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, create_model
 
 from orchestrator.errors import SkillDefinitionError
+from orchestrator.ports import Meaning
 from orchestrator.skill import RESERVED_OUTPUTS, Batch, OnnxClassifierSkill, Predictions
 
 __all__ = [
@@ -188,7 +189,7 @@ def build_skill_class(
     if label_field in RESERVED_OUTPUTS:
         raise SkillDefinitionError(f"{where}: label field {label_field!r} is reserved")
     input_model = _input_model(inputs, config, module, f"{qualname}.Input")
-    output_model = _output_model(label_field, labels, module, f"{qualname}.Output")
+    output_model = _output_model(name, label_field, labels, module, f"{qualname}.Output")
     attrs: dict[str, Any] = {
         "name": name,
         "version": version,
@@ -228,7 +229,8 @@ def _input_model(
             "number": "a number (missing: the training median is used)",
             "category": "a category (a value never seen in training counts as none of them)",
         }[kind]
-        fields[field] = (_TYPES[kind], Field(description=f"{what}; CSV column {columns[field]!r}"))
+        annotation: Any = Annotated[str, Meaning.text()] if kind == "text" else _TYPES[kind]
+        fields[field] = (annotation, Field(description=f"{what}; CSV column {columns[field]!r}"))
     model: type[BaseModel] = create_model(
         qualname.rpartition(".")[2] or "Input", __module__=module, **fields
     )
@@ -237,10 +239,12 @@ def _input_model(
 
 
 def _output_model(
-    label_field: str, labels: tuple[str, ...], module: str, qualname: str
+    skill_name: str, label_field: str, labels: tuple[str, ...], module: str, qualname: str
 ) -> type[BaseModel]:
+    """One label out, of the label set named after the skill: its labels feed only inputs that
+    take that set (or a superset declared so), never an input that takes another model's labels."""
     shown = ", ".join(labels[:20]) + (f", ... ({len(labels)} labels)" if len(labels) > 20 else "")
-    annotation: Any = Literal[labels]
+    annotation: Any = Annotated[Literal[labels], Meaning.labels(skill_name, labels)]
     fields: dict[str, Any] = {
         label_field: (annotation, Field(description=f"the predicted label: one of {shown}"))
     }

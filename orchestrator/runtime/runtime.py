@@ -21,7 +21,7 @@ import itertools
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -161,9 +161,18 @@ class Runtime:
             self._planner = Planner(self.gateway, self.registry, cache=cache)
         return self._planner
 
-    def plan(self, task: str, fields: dict[str, str], *, ledger: Ledger | None = None) -> Plan:
-        """A validated plan for ``task`` (from the plan cache when this workflow was planned)."""
-        return self._sync_loop().run_until_complete(self.planner.plan(task, fields, ledger=ledger))
+    def plan(
+        self,
+        task: str,
+        fields: dict[str, Any],
+        *,
+        ledger: Ledger | None = None,
+        sample: Sequence[Mapping[str, Any]] | None = None,
+    ) -> Plan:
+        """A validated plan for ``task``, dry-run on ``sample`` items (made up from the fields
+        when None); from the plan cache when this workflow was planned."""
+        planned = self.planner.plan(task, fields, ledger=ledger, sample=sample)
+        return self._sync_loop().run_until_complete(planned)
 
     def submit_task(
         self,
@@ -180,7 +189,11 @@ class Runtime:
         """
         job_id = job_id or uuid.uuid4().hex[:16]
         ledger = Ledger(job_id=job_id, graph="planned")
-        plan = self.plan(task, fields, ledger=ledger)
+        # the job's own first items are the dry run's samples (they stay in this process)
+        sample = (
+            [i for i in items[:20] if isinstance(i, Mapping)] if isinstance(items, list) else None
+        )
+        plan = self.plan(task, fields, ledger=ledger, sample=sample or None)
         graph = self.compile(plan.spec)
         ledger.graph = graph.name
         return Job(self, graph, items, job_id=job_id, on_progress=on_progress, ledger=ledger)

@@ -17,11 +17,12 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, Field
 
+from orchestrator.ports import Meaning
 from orchestrator.skill import Batch, OnnxSkill, Predictions
 
 __all__ = ["LeadFeatures", "LeadScore", "SubscribeOdds"]
@@ -68,8 +69,13 @@ class LeadFeatures(BaseModel):
 class SubscribeOdds(BaseModel):
     """How likely the client is to subscribe to a term deposit."""
 
-    subscribe_probability: float = Field(description="probability of subscribing, 0-1")
-    will_subscribe: bool = Field(description="subscribe_probability >= 0.5")
+    subscribe_probability: Annotated[float, Meaning.probability("subscribe")] = Field(
+        description="how likely the bank client is to subscribe to a term deposit (lead score): "
+        "probability 0-1"
+    )
+    will_subscribe: Annotated[bool, Meaning.flag("will_subscribe")] = Field(
+        description="whether the client is likely to subscribe (subscribe_probability >= 0.5)"
+    )
 
 
 #: Input fields in model order: the ONNX graph has one input per field, named after it.

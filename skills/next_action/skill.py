@@ -19,10 +19,11 @@ handled by rule 2 (a low-confidence intent never drives an action by itself).
 from __future__ import annotations
 
 import typing
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
+from orchestrator.ports import Meaning
 from orchestrator.skill import Batch, Predictions, Skill
 
 __all__ = [
@@ -134,10 +135,16 @@ CATEGORY_ACTION: dict[str, tuple[Action, str]] = {
 class NextActionInput(BaseModel):
     """What is known after one caller turn."""
 
-    intent: str = Field(description="CLINC150 intent name of the turn, or 'oos'")
-    intent_confidence: float = Field(ge=0.0, le=1.0, description="confidence of that intent")
-    opted_out: bool = Field(description="output of the opt_out skill for the same turn")
-    lead_score: float | None = Field(
+    intent: Annotated[str, Meaning.labels("clinc150_intent")] = Field(
+        description="CLINC150 intent name of the turn, or 'oos'"
+    )
+    intent_confidence: Annotated[float, Meaning.confidence(of="intent")] = Field(
+        ge=0.0, le=1.0, description="confidence of that intent"
+    )
+    opted_out: Annotated[bool, Meaning.flag("opted_out")] = Field(
+        description="output of the opt_out skill for the same turn"
+    )
+    lead_score: Annotated[float | None, Meaning.probability("subscribe")] = Field(
         default=None, ge=0.0, le=1.0, description="propensity to buy, 0-1; None if unknown"
     )
 
@@ -145,8 +152,11 @@ class NextActionInput(BaseModel):
 class NextActionOutput(BaseModel):
     """The agent's next move and why."""
 
-    action: Action = Field(description="next move of the calling agent")
-    reason: str = Field(description="short human-readable justification")
+    action: Annotated[Action, Meaning.labels("next_action")] = Field(
+        description="the calling agent's next move after the caller's turn: end the call, "
+        "transfer to a human, schedule a callback, answer the question or continue the script"
+    )
+    reason: Annotated[str, Meaning.note()] = Field(description="short human-readable justification")
 
 
 def _lead(lead_score: float | None) -> str:

@@ -33,10 +33,11 @@ add-on". Escalate low confidence, and add new misses to the test set.
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, Field
 
+from orchestrator.ports import Meaning
 from orchestrator.skill import Batch, Predictions, Skill
 
 __all__ = ["OptOut", "OptOutInput", "OptOutOutput", "detect", "normalise"]
@@ -48,13 +49,18 @@ STRONG, HARASS, WEAK, SUSPICIOUS, CLEAN = 0.97, 0.85, 0.70, 0.60, 0.90
 class OptOutInput(BaseModel):
     """One caller turn."""
 
-    text: str = Field(description="what the person said in this turn (ASR transcript)")
+    text: Annotated[str, Meaning.text()] = Field(
+        description="what the person said in this turn (ASR transcript)"
+    )
 
 
 class OptOutOutput(BaseModel):
     """Whether the turn is a do-not-call / opt-out request."""
 
-    opted_out: bool = Field(description="true when the person asked not to be contacted again")
+    opted_out: Annotated[bool, Meaning.flag("opted_out")] = Field(
+        description="true when the person asked not to be contacted again: an opt-out or "
+        "do-not-call request (stop calling me, take me off your list)"
+    )
 
 
 # --- normalisation -----------------------------------------------------------------------------

@@ -16,11 +16,12 @@ Example::
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, Field
 
+from orchestrator.ports import Meaning
 from orchestrator.skill import Batch, OnnxClassifierSkill, Predictions
 
 __all__ = ["TurnIntent", "normalize_text"]
@@ -38,17 +39,23 @@ def normalize_text(text: str) -> str:
     return _WHITESPACE.sub(" ", text.lower())
 
 
+#: The label set of CLINC150 intents (+ ``oos``): inputs that take an intent name read only it.
+INTENT_LABELS = "clinc150_intent"
+
+
 class Utterance(BaseModel):
     """One customer turn."""
 
-    text: str = Field(description="what the customer said, as transcribed (any case)")
+    text: Annotated[str, Meaning.text()] = Field(
+        description="what the customer said, as transcribed (any case)"
+    )
 
 
 class Intent(BaseModel):
     """The customer's intent."""
 
-    intent: str = Field(
-        description="one of the 150 CLINC150 intent names (e.g. 'balance', 'book_flight', "
+    intent: Annotated[str, Meaning.labels(INTENT_LABELS)] = Field(
+        description="what the customer wants (the turn's intent): one of the 150 CLINC150 intent names (e.g. 'balance', 'book_flight', "
         "'cancel_reservation'), or 'oos' when the turn is outside them"
     )
 

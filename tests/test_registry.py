@@ -183,6 +183,20 @@ def test_folder_skill_loads_with_checksummed_artifacts(skill_folder):
     assert list(preds.confidence) == [1.0, 0.1]
 
 
+def test_staging_and_hidden_folders_are_never_skills(skill_folder):
+    """A training run stages its skill in a hidden folder; half-written or left by a crash, it
+    must not break the registry (or the build, or `skills list`)."""
+    from orchestrator.learning.build import build_skills
+
+    for leftover in (".first_word.training", "__pycache__", ".git"):
+        (skill_folder / leftover).mkdir()
+        (skill_folder / leftover / "manifest.yaml").write_text("name: [half written\n")
+    registry = Registry.from_folder(skill_folder)
+    assert registry.names() == ["first_word"]
+    outcomes = build_skills(skill_folder, ["first_word"], graphs_dir=skill_folder / "none")
+    assert [o.name for o in outcomes] == ["first_word"]
+
+
 def test_altered_artifact_is_refused(skill_folder):
     (skill_folder / "first_word" / "artifacts" / "vocab.txt").write_text("tampered")
     version = Registry.from_folder(skill_folder).resolve("first_word")

@@ -30,7 +30,11 @@ from orchestrator.registry.build_record import (
     resolve_inputs,
     verify_artifacts,
 )
-from orchestrator.registry.manifest import MANIFEST_FILENAME, SkillManifest, load_manifest
+from orchestrator.registry.manifest import (
+    SkillManifest,
+    load_manifest,
+    skill_folders,
+)
 
 __all__ = ["BuildOutcome", "build_skills", "is_current"]
 
@@ -65,7 +69,7 @@ def build_skills(
     ``seed`` overrides the manifests' seed for the named skills (a perturbed build; the next plain
     build replaces it). ``graphs_dir`` defaults to ``graphs/`` beside ``root``.
     """
-    folders = {p.parent.name: p.parent for p in sorted(root.glob(f"*/{MANIFEST_FILENAME}"))}
+    folders = {folder.name: folder for folder in skill_folders(root)}
     unknown = sorted(set(names or []) - set(folders))
     if unknown:
         raise SkillDefinitionError(

@@ -23,11 +23,11 @@ from orchestrator.registry.kinds import (
 )
 from orchestrator.registry.manifest import (
     ARTIFACTS_DIRNAME,
-    MANIFEST_FILENAME,
     CalibrationSpec,
     SkillManifest,
     TrainingInputs,
     load_manifest,
+    skill_folders,
     write_manifest,
 )
 
@@ -76,13 +76,13 @@ def existing_versions(skills_dir: Path, name: str) -> dict[str, tuple[Path, Skil
     found: dict[str, tuple[Path, SkillManifest]] = {}
     if not skills_dir.is_dir():
         return found
-    for path in sorted(skills_dir.glob(f"*/{MANIFEST_FILENAME}")):
+    for folder in skill_folders(skills_dir):
         try:
-            manifest = load_manifest(path.parent)
+            manifest = load_manifest(folder)
         except SkillDefinitionError:
             continue
         if manifest.name == name:
-            found[manifest.version] = (path.parent, manifest)
+            found[manifest.version] = (folder, manifest)
     return found
 
 
@@ -93,9 +93,7 @@ def require_versions(skills_dir: Path, name: str) -> dict[str, tuple[Path, Skill
     if found:
         return found
     names = sorted(
-        {p.parent.name for p in skills_dir.glob(f"*/{MANIFEST_FILENAME}")}
-        if skills_dir.is_dir()
-        else set()
+        {folder.name for folder in skill_folders(skills_dir)} if skills_dir.is_dir() else set()
     )
     close = difflib.get_close_matches(name, names, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""

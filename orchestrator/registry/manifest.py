@@ -49,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from orchestrator.errors import SkillDefinitionError
 
 __all__ = [
+    "skill_folders",
     "ARTIFACTS_DIRNAME",
     "MANIFEST_FILENAME",
     "CalibrationSpec",
@@ -196,6 +197,20 @@ class SkillManifest(BaseModel):
             data = dict(data)
             data["legacy_build"] = {key: data.pop(key) for key in LEGACY_BUILD_KEYS if key in data}
         return data
+
+
+def skill_folders(root: Path) -> list[Path]:
+    """The skill folders directly under ``root`` (those holding a manifest), in name order.
+
+    Hidden folders (a training run's ``.<name>.training`` staging folder, editors' ``.git``...) and
+    ``_``/``__pycache__`` folders are never skills: a half-written staging folder must not break
+    the registry while training runs or after it crashed.
+    """
+    return sorted(
+        path.parent
+        for path in root.glob(f"*/{MANIFEST_FILENAME}")
+        if not path.parent.name.startswith((".", "_"))
+    )
 
 
 def load_manifest(folder: Path) -> SkillManifest:

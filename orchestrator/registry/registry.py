@@ -35,6 +35,7 @@ from orchestrator.registry.manifest import (
     MANIFEST_FILENAME,
     SkillManifest,
     load_manifest,
+    skill_folders,
 )
 from orchestrator.skill import Skill
 
@@ -174,7 +175,7 @@ class Registry:
         root = Path(root)
         if not root.is_dir():
             raise SkillDefinitionError(f"skills folder {root} does not exist")
-        folders = sorted(p.parent for p in root.glob(f"*/{MANIFEST_FILENAME}"))
+        folders = skill_folders(root)
         return [self.load_folder(folder) for folder in folders]
 
     def set_alias(self, name: str, alias: str, version: str) -> None:

@@ -15,7 +15,23 @@ from orchestrator.graph.spec import INPUT_SOURCE, Binding, GraphSpec, Step
 from orchestrator.ports import STEP_EXTRAS, Meaning, declared_meaning, mismatch, output_meaning
 from orchestrator.registry.registry import SkillVersion
 
-__all__ = ["input_meaning", "meaning_problem", "skill_output_meanings", "source_meaning"]
+__all__ = [
+    "STEP_EXTRA_TYPES",
+    "input_meaning",
+    "meaning_problem",
+    "output_ports",
+    "skill_output_meanings",
+    "source_meaning",
+]
+
+#: The Python type of the columns every step adds next to its skill's outputs (their meanings:
+#: :data:`orchestrator.ports.STEP_EXTRAS`).
+STEP_EXTRA_TYPES: dict[str, Any] = {
+    "confidence": float,
+    "escalate": bool,
+    "answered_by": str,
+    "degraded": bool,
+}
 
 
 def skill_output_meanings(version: SkillVersion) -> dict[str, Meaning]:
@@ -25,6 +41,15 @@ def skill_output_meanings(version: SkillVersion) -> dict[str, Meaning]:
         name: output_meaning(cls.name, name, info) for name, info in cls.Output.model_fields.items()
     }
     return {**found, **STEP_EXTRAS}
+
+
+def output_ports(version: SkillVersion) -> dict[str, tuple[Meaning, Any]]:
+    """Each output column of a step running ``version``: its meaning and its Python type."""
+    fields = version.skill_cls.Output.model_fields
+    return {
+        name: (meaning, fields[name].annotation if name in fields else STEP_EXTRA_TYPES[name])
+        for name, meaning in skill_output_meanings(version).items()
+    }
 
 
 def input_meaning(info: Any) -> Meaning | None:

@@ -24,6 +24,7 @@ resolve and the types match is checked against a registry by :mod:`orchestrator.
 
 from __future__ import annotations
 
+import builtins
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -53,6 +54,8 @@ _BINDING = re.compile(rf"^({_IDENT})\.({_IDENT})$")
 _SKILL_REF = r"^[a-z][a-z0-9_]*(@[0-9A-Za-z][0-9A-Za-z.+_-]*)?$"
 
 TypeName = Literal["str", "int", "float", "bool"]
+#: The Python type of each job field type name.
+PY_TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
 
 
 class Binding(BaseModel):
@@ -109,6 +112,11 @@ class InputField(_Strict):
         description="the named label set the field's values come from (e.g. clinc150_intent), so "
         "it may feed inputs that take those labels",
     )
+
+    @property
+    def python_type(self) -> builtins.type:  # the field `type` shadows the builtin here
+        """The Python type of the field's values."""
+        return PY_TYPES[self.type]
 
     @property
     def meaning(self) -> Meaning:

@@ -17,21 +17,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, create_model
 
 from orchestrator.errors import GraphIssue, GraphValidationError, UnknownSkillError
-from orchestrator.graph.meanings import meaning_problem
-from orchestrator.graph.spec import INPUT_SOURCE, Binding, GraphSpec, Step
+from orchestrator.graph.meanings import STEP_EXTRA_TYPES, meaning_problem
+from orchestrator.graph.spec import INPUT_SOURCE, PY_TYPES, Binding, GraphSpec, Step
 from orchestrator.graph.thresholds import step_thresholds
 from orchestrator.registry.registry import Registry, SkillVersion
 
 __all__ = ["ResolvedGraph", "ResolvedStep", "assignable", "resolve_graph"]
-
-_PY_TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
-#: Columns every step adds next to its skill's outputs.
-_STEP_EXTRAS: dict[str, Any] = {
-    "confidence": float,
-    "escalate": bool,
-    "answered_by": str,
-    "degraded": bool,
-}
 
 
 @dataclass(frozen=True)
@@ -332,11 +323,11 @@ def _dependencies(step: Step) -> tuple[str, ...]:
 
 def _output_types(skill: SkillVersion) -> dict[str, Any]:
     fields = {n: f.annotation for n, f in skill.skill_cls.Output.model_fields.items()}
-    return {**fields, **_STEP_EXTRAS}
+    return {**fields, **STEP_EXTRA_TYPES}
 
 
 def _input_type(type_name: str, required: bool) -> Any:
-    base = _PY_TYPES[type_name]
+    base = PY_TYPES[type_name]
     return base if required else base | None
 
 

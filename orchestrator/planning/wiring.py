@@ -25,12 +25,10 @@ from typing import Any
 from orchestrator.errors import PlanImpossible
 from orchestrator.graph.meanings import input_meaning, skill_output_meanings
 from orchestrator.graph.spec import INPUT_SOURCE, InputField
-from orchestrator.planning.catalog import Catalog, Producer, fits
-from orchestrator.ports import STEP_EXTRAS, Meaning
+from orchestrator.planning.catalog import Catalog, Producer, fits, fitting_outputs
+from orchestrator.ports import Meaning
 
 __all__ = ["Wiring", "wire"]
-
-_PY_TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
 
 
 @dataclass
@@ -55,14 +53,10 @@ def wire(
     questions: dict[str, list[str]] = {}
     _close(task, catalog, steps, answers, questions)
     wiring = Wiring(steps)
+    taken = _named_fields(steps, catalog.fields)
     for name, producer in steps.items():
         wiring.bindings[name] = _bind_step(
-            producer,
-            catalog.fields,
-            steps,
-            answers,
-            questions,
-            _named_fields(steps, catalog.fields),
+            producer, catalog.fields, steps, answers, questions, taken
         )
     wiring.questions = {k: v for k, v in questions.items() if k not in answers}
     return wiring
@@ -117,20 +111,10 @@ def _sources(
 ) -> list[str]:
     """The job fields and planned steps' outputs that fit a skill input."""
     found = [
-        f"{INPUT_SOURCE}.{name}"
-        for name, f in fields.items()
-        if fits(f.meaning, _PY_TYPES[f.type], info)
+        f"{INPUT_SOURCE}.{n}" for n, f in fields.items() if fits(f.meaning, f.python_type, info)
     ]
-    for step, producer in steps.items():
-        if step == exclude:
-            continue
-        outputs = producer.skill.skill_cls.Output.model_fields
-        for name, meaning in skill_output_meanings(producer.skill).items():
-            if name in STEP_EXTRAS:
-                continue
-            if fits(meaning, outputs[name].annotation, info):
-                found.append(f"{step}.{name}")
-    return found
+    others = [p for step, p in steps.items() if step != exclude]
+    return found + [f"{p.name}.{field}" for p, field in fitting_outputs(others, info)]
 
 
 def _bind_step(
@@ -219,7 +203,7 @@ def _strongest(
     plain = [
         o
         for o in options
-        if o.startswith(f"{INPUT_SOURCE}.") and _PY_TYPES[fields[o.partition(".")[2]].type] in base
+        if o.startswith(f"{INPUT_SOURCE}.") and fields[o.partition(".")[2]].python_type in base
     ]
     return plain if len(plain) == 1 else []
 

@@ -86,8 +86,15 @@ def train_text_command(
     confidence_level: ConfidenceOption = DEFAULT_CONFIDENCE_LEVEL,
     description: DescriptionOption = None,
     force: ForceOption = False,
+    tiers: Annotated[
+        str | None,
+        typer.Option(
+            help="tiers to train: tfidf (NAME) and minilm (NAME_minilm, the shared sentence "
+            "encoder + a head, calibrated as NAME's chain); default both"
+        ),
+    ] = None,
 ) -> None:
-    """TF-IDF + logistic regression on a text column; prints a JSON report."""
+    """A text classifier in two tiers (TF-IDF, then sentence embeddings); prints a JSON report."""
     report = train_text_classifier(
         csv_path,
         name=name,
@@ -100,6 +107,7 @@ def train_text_command(
         confidence_level=confidence_level,
         description=description,
         force=force,
+        tiers=tiers,
     )
     _emit(report)
 
@@ -160,8 +168,13 @@ def eval_command(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print JSON only")] = False,
     skills_dir: SkillsDirOption = None,
+    chain: Annotated[
+        bool,
+        typer.Option(help="evaluate the skill with the tier calibrated after it, as a cascade"),
+    ] = True,
 ) -> None:
-    """Accuracy, coverage at the stored threshold and selective accuracy on a labelled CSV."""
+    """Accuracy, coverage at the stored threshold and selective accuracy on a labelled CSV
+    (with its chain, when the skill has one: the whole cascade and each tier)."""
     report = evaluate(
         name,
         csv_path,
@@ -170,6 +183,7 @@ def eval_command(
         label_column=label_column,
         threshold=threshold,
         output_field=output_field,
+        chain=chain,
     )
     if not json_out:
         from rich.table import Table

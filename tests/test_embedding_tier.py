@@ -1,0 +1,175 @@
+"""Two tiers from any CSV: the shared encoder, the embedding tier, the chain's calibration and
+evaluation, and one encoder for every embedding skill (per process, and per Ray cluster)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import DatasetError, SetupError
+
+ROOT = Path(__file__).resolve().parent.parent
+INTENTS = ["balance", "transfer", "pin_change", "freeze_account", "bill_due"]
+
+
+def _write_csv(path: Path, split: str, per_label: int) -> Path:
+    data = json.loads((ROOT / "skills/datasets/clinc150/data_full.json").read_text())
+    rows: list[tuple[str, str]] = []
+    for label in INTENTS:
+        rows += [(t, label) for t, lab in data[split] if lab == label][:per_label]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["utterance", "intent"])
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="module")
+def encoders(tmp_path_factory):
+    """The repo's shared encoder (built by `skills build`; exported here if missing)."""
+    import os
+
+    from orchestrator.learning.encoder_export import ensure_encoder
+
+    os.environ["ORCHESTRATOR_ENCODERS_DIR"] = str(ROOT / "skills" / "_encoders")
+    artifact = ensure_encoder(ROOT / "skills")
+    yield artifact
+    os.environ.pop("ORCHESTRATOR_ENCODERS_DIR", None)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, encoders):
+    """Two CSV skills trained with the default tiers into one skills folder."""
+    from orchestrator.learning.train import train_text_classifier
+
+    base = tmp_path_factory.mktemp("two_tiers")
+    skills = base / "skills"
+    train_csv = _write_csv(base / "train.csv", "train", 60)
+    reports = {
+        name: train_text_classifier(
+            train_csv,
+            name=name,
+            text_column="utterance",
+            label_column="intent",
+            skills_dir=skills,
+            target_accuracy=0.85,
+        )
+        for name in ("banking", "banking_copy")
+    }
+    return base, skills, reports
+
+
+def test_default_training_gives_a_calibrated_second_tier_sharing_the_encoder(trained, encoders):
+    _, skills, reports = trained
+    report = reports["banking"]
+    assert report["second_tier"]["skill"] == "banking_minilm@1.0.0"
+    assert report["second_tier"]["after"] == "banking@1.0.0"
+    assert report["chain"]["after"] == "banking@1.0.0" and report["chain"]["reachable"]
+    assert 0.0 <= report["second_tier"]["tfidf_weight"] <= 0.6
+    config = json.loads((skills / "banking_minilm" / "skill.json").read_text())
+    assert config["encoder"] == {"name": encoders.name, "sha256": encoders.sha256}
+    assert config["label_set"] == "banking" and config["labels"] == sorted(INTENTS)
+    # the encoder is referenced, never copied: the tier's folder holds only the small head
+    biggest = max(p.stat().st_size for p in (skills / "banking_minilm").rglob("*") if p.is_file())
+    assert biggest < encoders.onnx_path.stat().st_size / 10
+    # the rebuild commands retrain one tier each, the second after the first
+    manifest = (skills / "banking_minilm" / "manifest.yaml").read_text()
+    assert "--tiers minilm" in manifest and "- banking" in manifest
+    assert "--tiers tfidf" in (skills / "banking" / "manifest.yaml").read_text()
+
+
+def test_eval_reports_the_chain_as_a_whole_and_each_tier(trained):
+    from orchestrator.learning.evaluate import evaluate
+
+    base, skills, _ = trained
+    test_csv = _write_csv(base / "test.csv", "test", 30)
+    report = evaluate("banking", test_csv, skills_dir=skills, label_column="intent")
+    assert report["chain"] == ["banking@1.0.0", "banking_minilm@1.0.0"]
+    first, second = report["tiers"]
+    assert first["seen"] == report["rows"] == 150
+    assert second["seen"] == first["seen"] - first["kept"]
+    assert report["kept"] == first["kept"] + second["kept"]
+    assert report["escalated"] == report["rows"] - report["kept"]
+    assert report["coverage"] == round(report["kept"] / report["rows"], 4)
+    # the second tier keeps some of what the first passed on
+    assert report["coverage"] >= report["single"]["coverage"]
+    alone = evaluate("banking", test_csv, skills_dir=skills, label_column="intent", chain=False)
+    assert "tiers" not in alone and alone["coverage"] == report["single"]["coverage"]
+
+
+def test_one_encoder_per_process_and_an_item_embedded_once(trained):
+    from orchestrator.learning.evaluate import load_version
+
+    _, skills, _ = trained
+    a = load_version("banking_minilm", skills).create()
+    b = load_version("banking_copy_minilm", skills).create()
+    a.ensure_setup()
+    b.ensure_setup()
+    assert a.encoder is b.encoder
+    texts = ["what's my balance right now zq", "move 40 dollars to savings zq"]
+    before = dict(a.encoder.stats())
+    a.predict({"utterance": texts})
+    b.predict({"utterance": texts})
+    after = a.encoder.stats()
+    assert after["computed"] - before["computed"] == 2
+    assert after["reused"] - before["reused"] == 2
+
+
+def test_a_skill_refuses_an_encoder_it_was_not_trained_on(trained, encoders):
+    from dataclasses import replace
+
+    with pytest.raises(SetupError, match="retrain the skill"):
+        replace(encoders, sha256="0" * 64).require(encoders.sha256, "banking_minilm")
+
+
+def test_bad_tier_requests_are_clear_errors(trained):
+    from orchestrator.learning.train import train_text_classifier
+
+    base, skills, _ = trained
+    with pytest.raises(DatasetError, match="choose among tfidf, minilm"):
+        train_text_classifier(base / "train.csv", name="x", skills_dir=skills, tiers="bert")
+    with pytest.raises(DatasetError, match="give --version"):
+        train_text_classifier(
+            base / "train.csv",
+            name="banking",
+            text_column="utterance",
+            label_column="intent",
+            skills_dir=skills,
+            tiers="minilm",
+        )
+
+
+def test_ray_workers_share_one_encoder_actor(trained, ray_cluster, encoders):
+    import asyncio
+
+    from orchestrator.embedding.shared import actor_name
+    from orchestrator.executors.ray import RayExecutor
+    from orchestrator.learning.evaluate import load_version
+
+    _, skills, _ = trained
+    versions = [load_version(n, skills) for n in ("banking_minilm", "banking_copy_minilm")]
+    texts = ["is my card frozen now qx", "when is the power bill due qx", "change my pin qx"]
+
+    async def run() -> list[list[str]]:
+        executor = RayExecutor()
+        await executor.start(versions)
+        try:
+            out = []
+            for v in versions:
+                preds = await executor.predict(v.key, {"utterance": texts})
+                out.append(list(preds.outputs["intent"]))
+            return out
+        finally:
+            await executor.close()
+
+    first, second = asyncio.run(run())
+    assert set(first) <= set(INTENTS) and set(second) <= set(INTENTS)
+    named = [a["name"] for a in ray_cluster.util.list_named_actors(all_namespaces=True)]
+    assert named.count(actor_name(encoders)) == 1
+    stats = ray_cluster.get(
+        ray_cluster.get_actor(actor_name(encoders), namespace="orchestrator").stats.remote()
+    )
+    assert stats["computed"] >= 3 and stats["reused"] >= 3  # the second skill hit the cache

@@ -18,6 +18,9 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("ORCHESTRATOR_LOG_FORMAT", "json")
 # The store (audit, plan cache, examples) goes to a throwaway folder, never the user's data dir.
 os.environ.setdefault("ORCHESTRATOR_DATA_DIR", tempfile.mkdtemp(prefix="orchestrator-tests-"))
+# Skills trained into temporary folders use the repo's shared encoder (built once by `make
+# skills`), as a project's skills share theirs: no test exports its own copy.
+os.environ.setdefault("ORCHESTRATOR_ENCODERS_DIR", str(ROOT / "skills" / "_encoders"))
 
 
 @pytest.fixture(scope="session")

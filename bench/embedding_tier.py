@@ -10,7 +10,7 @@ project's calibration, target 97 %, Wilson margin at 0.9 = the project's default
 test is only reported):
 
 1. exports all-MiniLM-L6-v2 as turn_intent_minilm's build does
-   (``skills.turn_intent_minilm.train.export_encoder``), checks it against sentence-transformers,
+   (``orchestrator.learning.encoder_export.export_minilm``), checks it against sentence-transformers,
    then embeds every CLINC150 split with onnxruntime + tokenizers
    only (timed: ms per 1000 items at batch 32 and batch 1);
 2. tier 1 = the project's ``skills/turn_intent/artifacts/model.onnx`` (TF-IDF + LR);
@@ -59,19 +59,19 @@ SEED = 0
 def export_encoder(cache: Path) -> tuple[Path, Path]:
     """The encoder ONNX graph and tokenizer as turn_intent_minilm's build makes them (cached),
     checked against sentence-transformers once after the export."""
-    from skills.turn_intent_minilm import train
+    from orchestrator.learning.encoder_export import export_minilm, minilm_source
 
     onnx_path, tok_path = cache / "minilm.onnx", cache / "tokenizer.json"
     if onnx_path.exists() and tok_path.exists():
         return onnx_path, tok_path
     started = time.perf_counter()
-    train.export_encoder(train.minilm_dir(), onnx_path)
-    shutil.copyfile(train.minilm_dir() / "tokenizer.json", tok_path)
+    export_minilm(minilm_source(), onnx_path)
+    shutil.copyfile(minilm_source() / "tokenizer.json", tok_path)
     print(f"exported encoder in {time.perf_counter() - started:.1f}s")
     from sentence_transformers import SentenceTransformer
 
     texts = ["what's my checking balance", "tell me about volcanoes", "book a flight to paris"]
-    model = SentenceTransformer(str(train.minilm_dir()), device="cpu")
+    model = SentenceTransformer(str(minilm_source()), device="cpu")
     expected = model.encode(texts, normalize_embeddings=True)
     got = Encoder(onnx_path, tok_path).embed(texts)
     print(f"ONNX vs sentence-transformers: max |diff| {np.abs(got - expected).max():.1e}")
@@ -85,7 +85,7 @@ class Encoder:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        from skills.turn_intent_minilm.skill import MAX_TOKENS
+        from orchestrator.learning.encoder_export import MINILM_MAX_TOKENS as MAX_TOKENS
 
         self.tokenizer = Tokenizer.from_file(str(tok_path))
         self.tokenizer.enable_truncation(MAX_TOKENS)
@@ -93,8 +93,8 @@ class Encoder:
         self.session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
 
     def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        from skills.turn_intent_minilm.skill import run_sorted
-        from skills.turn_intent_minilm.train import DIM
+        from orchestrator.embedding.encoder import run_sorted
+        from orchestrator.learning.encoder_export import MINILM_DIM as DIM
 
         return run_sorted(self.session, self.tokenizer, texts, DIM, batch_size)
 

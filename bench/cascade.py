@@ -195,8 +195,9 @@ def machine() -> dict[str, Any]:
 
 
 def copy_checkout(target: Path) -> None:
-    """The files git sees (tracked or not ignored) and every skill's built artifacts (the cached
-    MiniLM training embeddings included); tests/test_reproducible_build.py uses it too."""
+    """The files git sees (tracked or not ignored), every skill's built artifacts (the cached
+    MiniLM training embeddings included) and the shared encoder; tests/test_reproducible_build.py
+    uses it too."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT, check=True, capture_output=True, text=True, timeout=120,
@@ -208,6 +209,9 @@ def copy_checkout(target: Path) -> None:
             shutil.copy2(source, target / name)
     for artifacts in sorted((ROOT / "skills").glob("*/artifacts")):
         shutil.copytree(artifacts, target / artifacts.relative_to(ROOT))
+    encoders = ROOT / "skills" / "_encoders"  # the shared encoder the embedding skills pin
+    if encoders.is_dir():
+        shutil.copytree(encoders, target / encoders.relative_to(ROOT))
 
 
 def set_chain_level(copy: Path, level: float) -> None:

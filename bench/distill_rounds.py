@@ -1,7 +1,11 @@
 """Three distillation rounds on CLINC150: does the escalation rate fall at equal selective accuracy?
 
     .venv/bin/python bench/distill_rounds.py [--base-per-intent 40] [--traffic-per-intent 20]
-                                             [--target 0.95]
+                                             [--target 0.95] [--tiers tfidf,minilm]
+
+The skill is trained from a CSV with ``orchestrator skills train``'s default two tiers (TF-IDF,
+then the shared encoder's tier calibrated as its chain; ``--tiers tfidf`` for one): the items
+the big model sees, and the escalation rate measured, are those the whole chain leaves unsure.
 
 The big model is played by an ORACLE: every escalated item is answered with its CLINC150 gold
 label (a real model would make some mistakes; this measures the loop, not a model's quality).
@@ -41,6 +45,8 @@ os.environ.setdefault("ORCHESTRATOR_LOG_LEVEL", "WARNING")
 import numpy as np
 
 from orchestrator.learning.calibrate import calibrate, predict_labels
+from orchestrator.learning.chain_calibrate import calibrate_after
+from orchestrator.learning.chain_eval import chain_report, find_chain
 from orchestrator.learning.distill import distill, promote
 from orchestrator.learning.evaluate import load_version
 from orchestrator.learning.train import train_text_classifier
@@ -70,15 +76,41 @@ def slices(
     return base + clinc150("oos_train"), traffic
 
 
+def unsure(version_key: str, skills_dir: Path, texts: list[str]) -> np.ndarray:
+    """Which items the version (with its chain, when it has one) leaves to the big model."""
+    version = load_version(version_key, skills_dir)
+    chain = find_chain(version, skills_dir)
+    _, confidence = predict_labels(version.create(), {"text": texts})
+    if chain is None:
+        return confidence < (stored_threshold(version) or 0.0)
+    second, t1, t2 = chain
+    out = confidence < t1
+    rest = [i for i in range(len(texts)) if out[i]]
+    _, c2 = predict_labels(second.create(), {"text": [texts[i] for i in rest]})
+    out[rest] = c2 < t2
+    return out
+
+
 def measure(version_key: str, skills_dir: Path, test: list[tuple[str, str]]) -> dict[str, float]:
     version = load_version(version_key, skills_dir)
     threshold = stored_threshold(version) or 0.0
     texts = [t for t, _ in test]
     gold = np.array([y for _, y in test], dtype=object)
+    in_scope = gold != OOS_INTENT
+    chain = find_chain(version, skills_dir)
+    if chain is not None:
+        whole = chain_report(version, chain, {"text": texts}, list(gold))
+        escalated = unsure(version_key, skills_dir, texts)
+        return {
+            "threshold": round(chain[1], 4),
+            "accuracy": whole["accuracy"],
+            "escalation_all": round(float(escalated.mean()), 4),
+            "escalation_in_scope": round(float(escalated[in_scope].mean()), 4),
+            "selective_accuracy": whole["selective_accuracy"],
+        }
     predicted, confidence = predict_labels(version.create(), {"text": texts})
     correct = np.array([p == y for p, y in zip(predicted, gold, strict=True)])
     kept = confidence >= threshold
-    in_scope = gold != OOS_INTENT
     return {
         "threshold": round(threshold, 4),
         "accuracy": round(float(correct.mean()), 4),
@@ -93,6 +125,7 @@ def main() -> None:
     parser.add_argument("--base-per-intent", type=int, default=40)
     parser.add_argument("--traffic-per-intent", type=int, default=20)
     parser.add_argument("--target", type=float, default=0.95)
+    parser.add_argument("--tiers", default="tfidf,minilm")
     parser.add_argument("--json", action="store_true", help="also print one JSON line")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -125,6 +158,7 @@ def main() -> None:
             skills_dir=skills_dir,
             val_fraction=0.05,
             target_accuracy=args.target,
+            tiers=args.tiers,
         )
         calibrate(
             load_version(report["skill"], skills_dir),
@@ -134,6 +168,15 @@ def main() -> None:
             label_shares=val_data[2],
             on_unreachable="escalate_all",
         )
+        if "second_tier" in report:  # the pair on the same split, as distill does
+            calibrate_after(
+                load_version(report["second_tier"]["skill"], skills_dir),
+                load_version(report["skill"], skills_dir),
+                val_data[0],
+                val_data[1],
+                args.target,
+                label_shares=val_data[2],
+            )
         prod = str(report["skill"])
         rows.append(
             {
@@ -151,10 +194,9 @@ def main() -> None:
             for round_no, items in enumerate(traffic, start=1):
                 t0 = time.perf_counter()
                 version = load_version(prod, skills_dir)
-                threshold = stored_threshold(version) or 0.0
                 texts = [t for t, _ in items]
                 _, confidence = predict_labels(version.create(), {"text": texts})
-                unsure = [i for i, c in enumerate(confidence) if c < threshold]
+                to_oracle = [i for i, u in enumerate(unsure(prod, skills_dir, texts)) if u]
                 store.add(
                     Example(
                         skill=prod,
@@ -163,7 +205,7 @@ def main() -> None:
                         source="llm:oracle",
                         small_confidence=float(confidence[i]),
                     )
-                    for i in unsure
+                    for i in to_oracle
                 )
                 result = distill(
                     NAME,
@@ -182,7 +224,7 @@ def main() -> None:
                         "version": prod,
                         "train_rows": result.data["train_rows"],
                         "traffic": len(items),
-                        "escalated_to_oracle": len(unsure),
+                        "escalated_to_oracle": len(to_oracle),
                         **measure(prod, skills_dir, test),
                         "seconds": round(time.perf_counter() - t0, 1),
                     }
@@ -193,6 +235,7 @@ def main() -> None:
         "big_model": "ORACLE (CLINC150 gold labels)",
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "target_accuracy": args.target,
+        "tiers": args.tiers,
         "rounds": rows,
         "seconds": round(time.perf_counter() - started, 1),
     }

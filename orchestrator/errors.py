@@ -19,7 +19,9 @@ Every error the runtime raises on purpose derives from :class:`OrchestratorError
     │   ├── GraphNotFound          the service has no graph of that name
     │   ├── TooManyItems           a job carries more items than one job may
     │   ├── ItemTooLarge           one item (a JSONL line, an inline item) is over the byte limit
-    │   └── IdempotencyConflict    an Idempotency-Key was reused with a different request
+    │   ├── UnknownProvider        a provider list names a provider that is not configured
+    │   ├── IdempotencyConflict    an Idempotency-Key was reused with a different request
+    │   └── WebhookRefused         a webhook URL's host or address is not allowed (webhook_hosts)
     ├── RunError                   the job started and something failed while it ran
     │   ├── SkillRunError          a skill raised, or returned outputs that break its contract
     │   ├── ExecutorError          a worker could not be started or reached
@@ -28,6 +30,9 @@ Every error the runtime raises on purpose derives from :class:`OrchestratorError
     │   ├── LLMOutputInvalid       the big model's answer broke its schema, even after a re-ask
     │   ├── BudgetExceeded         the job's big-model budget (calls or tokens) is spent
     │   ├── PrivacyViolation       the privacy policy forbids sending this text anywhere configured
+│   ├── LeaseLost              another replica took over a job this one was running (or receiving)
+│   ├── StoreUnavailable       the store's database stopped answering (a failover, a restart)
+│   ├── JobCrashLoop           a job crashed the service too often while running: failed, not rerun
     │   └── Overloaded             back-pressure: too much in flight; retry after ``retry_after``
     │       └── QuotaExceeded      one API key's share is spent (jobs in flight, items per minute)
     └── ServiceError               the job service answered with an error (the Python client)
@@ -55,9 +60,11 @@ __all__ = [
     "GraphValidationError",
     "IdempotencyConflict",
     "ItemTooLarge",
+    "JobCrashLoop",
     "LLMOutputInvalid",
     "LLMRequestRejected",
     "LLMUnavailable",
+    "LeaseLost",
     "OrchestratorError",
     "Overloaded",
     "PlanInvalid",
@@ -70,9 +77,12 @@ __all__ = [
     "SetupError",
     "SkillDefinitionError",
     "SkillRunError",
+    "StoreUnavailable",
     "TooManyItems",
     "UnknownJob",
+    "UnknownProvider",
     "UnknownSkillError",
+    "WebhookRefused",
 ]
 
 
@@ -278,6 +288,12 @@ class UnknownJob(SetupError):
     code = "unknown_job"
 
 
+class UnknownProvider(SetupError):
+    """A provider list (``--providers``) names a provider the gateway configuration lacks."""
+
+    code = "unknown_provider"
+
+
 class TooManyItems(SetupError):
     """A job carries more items than one job may (split it)."""
 
@@ -300,6 +316,36 @@ class IdempotencyConflict(SetupError):
     """An Idempotency-Key was reused with a different request."""
 
     code = "idempotency_conflict"
+
+
+class WebhookRefused(SetupError):
+    """A webhook URL's host, or an address it resolves to, is not allowed: the service's
+    ``webhook_hosts`` setting lists what is (nothing by default; private addresses only
+    explicitly)."""
+
+    code = "webhook_refused"
+
+
+class LeaseLost(RunError):
+    """This replica's lease on a job expired and another replica took the job over: this one
+    stops, and its late writes (a chunk's results, the final status) are refused."""
+
+    code = "lease_lost"
+
+
+class StoreUnavailable(RunError):
+    """The store's database dropped the connection (a failover, a restart) and did not answer
+    again: the statement may not have run. The next call reconnects; a job caught by it is
+    parked and resumes."""
+
+    code = "store_unavailable"
+
+
+class JobCrashLoop(RunError):
+    """A job's chunk was started ``max_chunk_starts`` times and the service died each time: the
+    job is failed instead of crashing every restart. The message names the chunk's items."""
+
+    code = "crash_loop"
 
 
 class Overloaded(RunError):

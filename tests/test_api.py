@@ -247,6 +247,7 @@ def test_webhook_on_completion(tmp_path, keys, builtin_registry, monkeypatch):
         graphs_dir=ROOT / "graphs",
         api_keys=keys.configs,
         webhook_secret_env="TEST_WEBHOOK_SECRET",
+        webhook_hosts=["127.0.0.1"],  # webhooks are off until their hosts are listed
     )
     try:
         with serve_app(create_app(settings)) as url, Client(url, api_key=keys.writer) as api:

@@ -111,6 +111,9 @@ def service_files(tmp_path, store_url):
                 },
                 "graphs_dir": str(graphs),
                 "store_url": store_url,
+                # a stable id: the restarted replica takes back its own job at once, instead of
+                # waiting for the killed run's lease to expire (job_lease_s)
+                "replica_id": "replica-0",
                 "api_keys": [{"name": "backend", "sha256": digest, "scopes": ["admin"]}],
             }
         )

@@ -118,6 +118,12 @@ def _folder_copy(version: SkillVersion, target: Path) -> Path:
             shutil.copy(path, target / "artifacts" / path.name)
         else:
             (target / "artifacts" / path.name).symlink_to(path)
+    assert version.build is not None
+    for relative in version.build.code:  # the code the build record pins, where it expects it
+        link = target / relative
+        if not link.exists():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to((version.folder / relative).resolve())
     return target
 
 

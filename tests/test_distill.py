@@ -154,6 +154,8 @@ def test_promote_and_rollback_move_prod(setup: dict[str, Any]) -> None:
         promote("mini", skills_dir=skills)
 
     result = rollback("mini", skills_dir=skills)
+    # the embedding tier distilled with it (same version) moves with it
+    assert [t["prod"] for t in result.pop("tiers")] == ["mini_minilm@1.0.0"]
     assert result == {
         "skill": "mini",
         "prod": "mini@1.0.0",

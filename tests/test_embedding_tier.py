@@ -29,15 +29,11 @@ def _write_csv(path: Path, split: str, per_label: int) -> Path:
 
 @pytest.fixture(scope="module")
 def encoders(tmp_path_factory):
-    """The repo's shared encoder (built by `skills build`; exported here if missing)."""
-    import os
-
+    """The repo's shared encoder (built by `skills build`; exported here if missing). conftest
+    points every temporary skills folder at it."""
     from orchestrator.learning.encoder_export import ensure_encoder
 
-    os.environ["ORCHESTRATOR_ENCODERS_DIR"] = str(ROOT / "skills" / "_encoders")
-    artifact = ensure_encoder(ROOT / "skills")
-    yield artifact
-    os.environ.pop("ORCHESTRATOR_ENCODERS_DIR", None)
+    return ensure_encoder(ROOT / "skills")
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +138,18 @@ def test_bad_tier_requests_are_clear_errors(trained):
         )
 
 
+def test_label_shares_must_name_labels_of_the_csv(trained):
+    from orchestrator.learning.train import train_text_classifier
+
+    base, skills, _ = trained
+    with pytest.raises(DatasetError, match="--label-share names oos"):
+        train_text_classifier(
+            base / "train.csv", name="shares", text_column="utterance", label_column="intent",
+            skills_dir=skills, label_shares={"oos": 0.18},
+        )  # fmt: skip
+    assert not (skills / "shares").exists()
+
+
 def test_ray_workers_share_one_encoder_actor(trained, ray_cluster, encoders):
     import asyncio
 
@@ -173,3 +181,22 @@ def test_ray_workers_share_one_encoder_actor(trained, ray_cluster, encoders):
         ray_cluster.get_actor(actor_name(encoders), namespace="orchestrator").stats.remote()
     )
     assert stats["computed"] >= 3 and stats["reused"] >= 3  # the second skill hit the cache
+
+
+def test_a_new_version_trains_both_tiers_as_canaries_and_they_are_promoted_together(trained):
+    from orchestrator.learning.evaluate import load_version
+    from orchestrator.learning.train import train_text_classifier
+    from orchestrator.registry.aliases import promote, rollback
+
+    base, skills, _ = trained
+    report = train_text_classifier(
+        base / "train.csv", name="banking", text_column="utterance", label_column="intent",
+        skills_dir=skills, target_accuracy=0.85, version="1.1.0",
+    )  # fmt: skip
+    assert report["aliases"] == ["canary"] and report["second_tier"]["aliases"] == ["canary"]
+    moved = promote("banking", skills_dir=skills)
+    assert moved["prod"] == "banking@1.1.0"
+    assert [t["prod"] for t in moved["tiers"]] == ["banking_minilm@1.1.0"]
+    assert load_version("banking_minilm@prod", skills).version == "1.1.0"
+    back = rollback("banking", skills_dir=skills)
+    assert [t["prod"] for t in back["tiers"]] == ["banking_minilm@1.0.0"]

@@ -42,6 +42,8 @@ class ItemResult:
     degraded: bool = False
     #: held for human review: outputs of the steps after the holding step are still None
     review: HeldForReview | None = None
+    #: unsure, yet not escalated although the job escalates: why (``provider_measured_worse``)
+    escalation_held: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -57,6 +59,8 @@ class ItemResult:
         line = {"id": self.id, **(self.outputs or {}), "escalate": self.escalate}
         if self.degraded:
             line["degraded"] = True
+        if self.escalation_held is not None:
+            line["escalation_held"] = self.escalation_held
         if self.review is not None:
             line["review"] = self.review.to_dict()
         return line
@@ -92,6 +96,8 @@ class JobResult:
             "escalation_rate": round(ledger.escalation_rate, 4),
             "degraded": ledger.degraded,
             "held_for_review": ledger.held_for_review,
+            # unsure items kept with the small answer: every provider measured worse on them
+            "escalation_held": ledger.answered.get("held_back", 0),
             "llm_calls": ledger.llm_calls,
             "llm_tokens": ledger.llm_prompt_tokens + ledger.llm_completion_tokens,
             "llm_cost_usd": round(ledger.llm_cost_usd, 6),

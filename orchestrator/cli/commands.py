@@ -5,6 +5,7 @@
     orchestrator plan "TASK" --fields utterance,customer_id --output graph.yaml
     orchestrator validate GRAPH
     orchestrator skills list | build [NAME...]
+    orchestrator providers eval SKILL --csv LABELLED.csv [--providers a,b]
 
 Exit codes: 0 the job ran (per-item errors are in OUT and the summary), 1 no item succeeded,
 2 setup error (bad graph, unknown skill, missing artifact): nothing ran.
@@ -74,6 +75,13 @@ def run(
         bool,
         typer.Option(help="send items under a step's threshold to the big model (else: flag them)"),
     ] = False,
+    force_escalation: Annotated[
+        bool,
+        typer.Option(
+            help="escalate (implies --escalate) even to providers measured worse than the small "
+            "model on the skill's unsure items (`orchestrator providers eval`)"
+        ),
+    ] = False,
     fields: Annotated[
         str | None, typer.Option(help="with --task: the items' fields, e.g. utterance,score:float")
     ] = None,
@@ -93,7 +101,8 @@ def run(
         chunk_size=chunk_size,
         num_cpus=num_cpus,
         skills_dir=skills_dir,
-        escalate=escalate or None,
+        escalate=escalate or force_escalation or None,
+        force_escalation=force_escalation or None,
     )
     configure_logging(settings.log_format, settings.log_level)
     if (graph is None) == (task is None):
@@ -114,6 +123,8 @@ def run(
                 assert graph is not None
                 # compile() fails here, before any worker starts, on a bad graph
                 job = runtime.submit(runtime.compile(graph), items)
+            if job.routes is not None and (warning := job.routes.warning()) is not None:
+                err.print(f"[yellow]warning[/]: {warning}", highlight=False)
             with output.open("w", encoding="utf-8") as out, _progress(total) as advance:
                 job.on_progress = advance
                 for result in job:
@@ -320,6 +331,7 @@ def _register_plugins() -> None:
     """Commands defined next to the concept they serve (importing them loads nothing heavy)."""
     from orchestrator.cli.deploy import deploy_config_command
     from orchestrator.cli.distill import distill_command, promote_command, rollback_command
+    from orchestrator.cli.providers import providers_app
     from orchestrator.cli.redact import redact_command
     from orchestrator.cli.report import report_command
     from orchestrator.cli.review import review_app
@@ -330,6 +342,7 @@ def _register_plugins() -> None:
     app.command("redact")(redact_command)
     app.command("report")(report_command)
     app.add_typer(review_app, name="review")
+    app.add_typer(providers_app, name="providers")
     app.command("serve")(serve)
     app.command("status")(status_command)
     deploy_app = typer.Typer(no_args_is_help=True, help="Deployment files for a Ray cluster.")

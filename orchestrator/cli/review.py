@@ -100,17 +100,26 @@ def answer_command(
     reviewer: Annotated[str, typer.Option(help="who answers (kept with the example)")] = "cli",
     data_dir: DataDir = None,
 ) -> None:
-    """Answer a ticket: the held item finishes with your answer; prints its result line."""
+    """Answer a ticket: the held item finishes with your answer; prints its result line.
+
+    Like ``POST /v1/reviews/{id}/answer``: the ticket closes and the job's stored result is
+    replaced in one transaction (the queue and the jobs share the store), or neither happens.
+    """
     from orchestrator.runtime.runtime import Runtime
+    from orchestrator.store.jobs import replace_result_in
     from orchestrator.store.location import open_store
 
     answer = _parse_values(values)
     settings = _settings(data_dir)
+    with open_store(settings.store_location):
+        pass  # the job store's tables exist before the transaction that updates them
+
+    def also(run: Any, ticket: Any, result: dict[str, Any]) -> None:
+        replace_result_in(run, ticket.job_id, ticket.item_idx, result)
+
     with Runtime(executor="local", settings=settings) as runtime:
-        done = runtime.answer_review(ticket, answer, reviewer=reviewer)
+        done = runtime.answer_review(ticket, answer, reviewer=reviewer, also=also)
     assert done.result is not None
-    with open_store(settings.store_location) as store:
-        store.replace_result(done.job_id, done.item_idx, done.result)
     print(json.dumps(done.result, default=str))
 
 

@@ -93,6 +93,13 @@ def train_text_command(
             "encoder + a head, calibrated as NAME's chain); default both"
         ),
     ] = None,
+    label_share: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="LABEL=SHARE: calibrate for traffic where LABEL has this share (repeatable), "
+            "e.g. oos=0.18 when out-of-scope texts are rarer in the CSV than on the line"
+        ),
+    ] = None,
 ) -> None:
     """A text classifier in two tiers (TF-IDF, then sentence embeddings); prints a JSON report."""
     report = train_text_classifier(
@@ -108,6 +115,7 @@ def train_text_command(
         description=description,
         force=force,
         tiers=tiers,
+        label_shares=_parse_shares(label_share),
     )
     _emit(report)
 

@@ -97,6 +97,11 @@ class Settings(BaseSettings):
         default=False,
         description="send items under a step's threshold to the big model (else: flag them)",
     )
+    force_escalation: bool = Field(
+        default=False,
+        description="with escalate: send unsure items even to providers measured worse than the "
+        "skill on such items (`orchestrator providers eval`); default: those keep the small answer",
+    )
     privacy: Literal["redact", "local_only", "allow"] | None = Field(
         default=None,
         description="what may leave the machine when items escalate; unset: local providers get "

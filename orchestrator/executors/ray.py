@@ -48,7 +48,8 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
             ray_constants.ENABLE_RAY_CLUSTER = False
         # Local workers see what this process sees: skills defined in the caller's own modules
         # import on the workers too. (A remote cluster gets code through runtime_env instead.)
-        paths = [p for p in sys.path if p and os.path.isdir(p)]
+        paths = _import_paths()
+        _WORKER_PATHS[:] = paths
         # Token auth stays on (Ray's default): loopback ports are open to every user of the
         # machine, the token keeps the others out. With RAY_AUTH_MODE unset Ray turns it on and
         # logs a notice on every start; we hide only that notice, for this call. (Setting
@@ -80,6 +81,27 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
             os.chmod(token_file, 0o600)
     else:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
+
+
+#: the import paths local workers got when this process started its cluster (empty: not local)
+_WORKER_PATHS: list[str] = []
+
+
+def _import_paths() -> list[str]:
+    return [p for p in sys.path if p and os.path.isdir(p)]
+
+
+def _actor_env() -> dict[str, Any] | None:
+    """A runtime_env for skill actors when this process can import more than its local workers
+    could at start: a skills folder loaded since (a skill trained, or distilled into a canary,
+    while the service runs) is importable from its own folder, which the registry put on
+    sys.path. None: the cluster's own environment will do."""
+    if not _WORKER_PATHS:
+        return None
+    paths = _import_paths()
+    if set(paths) <= set(_WORKER_PATHS):
+        return None
+    return {"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}}
 
 
 class _SkillWorker:
@@ -145,6 +167,7 @@ class RayExecutor(Executor):
         except Exception as exc:  # Ray raises many kinds here; all mean "no cluster"
             raise ExecutorError(f"could not start or reach Ray: {exc}") from exc
         actor_cls: Any = ray.remote(_SkillWorker)
+        env = _actor_env()
         new: dict[str, list[Any]] = {}
         for version in skills:
             if version.key in self._actors or version.key in new:
@@ -155,6 +178,7 @@ class RayExecutor(Executor):
                 max_task_retries=_MAX_TASK_RETRIES,
                 scheduling_strategy=self.scheduling_strategy or "DEFAULT",
                 name=None,
+                **({"runtime_env": env} if env else {}),
             )
             new[version.key] = [options.remote(version) for _ in range(self.replicas)]
         for key, pool in new.items():

@@ -11,7 +11,9 @@
 - :func:`build_app` is the application builder the Serve config of ``orchestrator deploy config``
   names (``import_path: orchestrator.executors.serve_app:build_app``): one deployment per skill version,
   behind a small ingress (:class:`SkillRouter`) that answers handle calls and, when the operator
-  turns Serve's proxy on, ``POST /skills/<name>@<version>`` with JSON columns.
+  turns Serve's proxy on, ``POST /skills/<name>@<version>`` with JSON columns — only with
+  ``Authorization: Bearer $ORCHESTRATOR_SERVE_TOKEN`` (:mod:`orchestrator.executors.serve_auth`;
+  without the variable the HTTP ingress refuses every request).
 
 Run it::
 
@@ -35,6 +37,7 @@ from ray.serve import Application
 from ray.serve.deployment import Deployment
 
 from orchestrator.errors import OrchestratorError, SkillRunError, UnknownSkillError
+from orchestrator.executors.serve_auth import TOKEN_ENV, ingress_refusal
 from orchestrator.executors.serve_options import (
     MAX_VERSIONS_PER_REPLICA,
     ServeOptions,
@@ -196,6 +199,8 @@ class SkillRouter:
     def __init__(self, skills: Mapping[str, Any]) -> None:
         #: skill key -> handle of its deployment (Serve passes handles for bound deployments)
         self.skills = dict(skills)
+        #: the HTTP ingress's shared secret (None: HTTP refused; handle calls are not affected)
+        self._token = os.environ.get(TOKEN_ENV) or None
 
     async def predict(self, skill_key: str, batch: Batch) -> Predictions:
         handle = self.skills.get(skill_key)
@@ -213,6 +218,12 @@ class SkillRouter:
         """``POST <route_prefix>/<name>@<version>`` with ``{"text": [...]}`` -> predictions."""
         from starlette.responses import JSONResponse
 
+        refusal = ingress_refusal(request.headers.get("authorization"), self._token)
+        if refusal is not None:  # before the body is read
+            headers = {"www-authenticate": "Bearer"}
+            return JSONResponse(
+                {"error": "unauthorized", "message": refusal}, status_code=401, headers=headers
+            )
         key = request.url.path.rstrip("/").rsplit("/", 1)[-1]
         try:
             body = await request.json()

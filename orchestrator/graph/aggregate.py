@@ -58,6 +58,8 @@ def collect_chunk(
     outputs = [(name, binding.key) for name, binding in graph.spec.outputs.items()]
     escalate_keys = [f"{s.id}.escalate" for s in graph.steps if s.threshold > 0]
     degraded_keys = [f"{s.id}.degraded" for s in graph.steps if s.threshold > 0]
+    # (a state saved before steps had this column lacks it)
+    held_columns = [columns.get(f"{s.id}.escalation_held") for s in graph.steps if s.threshold > 0]
     graph_row = {position: row for row, position in enumerate(chunk.rows)}
     results: list[ItemResult] = []
     for position, item_id in enumerate(chunk.ids):
@@ -71,8 +73,14 @@ def collect_chunk(
             escalate = any(columns[key][row] for key in escalate_keys)
             degraded = any(columns[key][row] for key in degraded_keys)
             review = HeldForReview(held[row]) if row in held else None
+            reason = next((c[row] for c in held_columns if c is not None and c[row]), None)
             result = ItemResult(
-                item_id, outputs=values, escalate=escalate, degraded=degraded, review=review
+                item_id,
+                outputs=values,
+                escalate=escalate,
+                degraded=degraded,
+                review=review,
+                escalation_held=reason,
             )
         results.append(result)
         score.add(result, chunk.labels[position])
@@ -129,6 +137,8 @@ def _count_answered(
             sources["small_model"] += 1
         elif result.degraded:
             sources["degraded"] += 1
+        elif result.escalation_held is not None:  # measured not to pay: not sent
+            sources["held_back"] += 1
         else:
             who = [(columns[by][row], key) for esc, by, key in steps if columns[esc][row]]
             if any(str(w).startswith("llm:") for w, _ in who):

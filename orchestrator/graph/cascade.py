@@ -11,7 +11,13 @@ For one step's batch, after the step's skill answered:
    from the skill's contract (description, output fields, their closed label sets) and an answer
    schema that only admits those labels; the answer is validated like any structured output;
 4. an item the big model fails to answer (error, budget, time-out) keeps the best small answer,
-   marked ``degraded`` — a call turn never fails because of the big model.
+   marked ``degraded`` — a call turn never fails because of the big model;
+5. escalation only where it pays: the :class:`Escalator` may hold a step back (``held``: every
+   provider was measured worse than the small model on the skill's unsure items, see
+   :mod:`orchestrator.accounting.escalation_value`) — its pending items keep the small answer,
+   still flagged ``escalate``, with the reason in ``escalation_held`` — or send a step's items
+   only to the providers not measured worse (``step_complete``). The runtime decides both from
+   the stored measurements (:mod:`orchestrator.runtime.escalation_routes`).
 
 Every item records who answered (``answered_by``: a skill key or ``llm:<provider>``) and the
 confidence of that answer (1.0 for the big model: its answer is final).
@@ -22,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -65,6 +71,11 @@ class Escalator:
     complete: Complete | None = None
     #: where accepted big-model answers are kept as labelled examples (distillation)
     examples: ExampleStore | None = None
+    #: per step id: the call its items go through instead of ``complete`` (a gateway without the
+    #: providers measured worse than the small model on the step's unsure items)
+    step_complete: Mapping[str, Complete] = field(default_factory=dict)
+    #: per step id: why its unsure items stay with the small model (no provider worth asking)
+    held: Mapping[str, str] = field(default_factory=dict)
 
     def learn(
         self,
@@ -139,9 +150,9 @@ class Escalator:
         items = [{"index": i, **{f: batch[f][i] for f in inputs if f in batch}} for i in group]
         messages = escalation_messages(step, items)
         extra: dict[str, Any] = {}
-        if known is not None and self.complete is not None:  # the guard takes them, not the gateway
+        complete = self.step_complete.get(step.id) or self.complete or self.gateway.complete
+        if known is not None and complete != self.gateway.complete:  # the guard takes them
             extra["known"] = [known[i] for i in group]
-        complete = self.complete or self.gateway.complete
         answer = await complete(
             messages,
             **extra,
@@ -168,6 +179,9 @@ class CascadeOutcome:
     degraded: list[bool]
     #: per chain skill that ran: the items it saw, its calls, the items it left unsure, its time
     chain_stats: list[StepStats] = field(default_factory=list)
+    #: per row: why an unsure item was not escalated although the job escalates (None: it was,
+    #: or it did not need to be); e.g. ``provider_measured_worse``
+    escalation_held: list[str | None] = field(default_factory=list)
 
 
 async def run_cascade(
@@ -192,6 +206,7 @@ async def run_cascade(
     for i in failed:
         escalate[i] = False
     outcome = CascadeOutcome(outputs, confidence, escalate, [step.skill.key] * size, [False] * size)
+    outcome.escalation_held = [None] * size
     pending = [i for i in range(size) if escalate[i]]
     policy = step.spec.escalation
     if not pending or policy is None:
@@ -212,6 +227,11 @@ async def run_cascade(
             return outcome
     if escalator is None or not policy.to_llm:
         return outcome  # flagged only: no big model for this job
+    reason = escalator.held.get(step.id)
+    if reason is not None:  # measured not to pay: the small answers stand, flagged, not sent
+        for i in pending:
+            outcome.escalation_held[i] = reason
+        return outcome
     answers, provider = await escalator.answer(step, batch, pending, known)
     escalator.learn(step, batch, answers, provider, outcome.confidence, known)
     for i in pending:

@@ -197,6 +197,7 @@ def _scatter(
         "escalate": outcome.escalate.tolist(),
         "answered_by": outcome.answered_by,
         "degraded": outcome.degraded,
+        "escalation_held": outcome.escalation_held,
     }
     rows = list(range(size)) if live is None else live
     new_errors = {
@@ -216,4 +217,4 @@ def _scatter(
 
 
 #: Columns every step adds next to its skill's outputs.
-_EXTRAS = ("confidence", "escalate", "answered_by", "degraded")
+_EXTRAS = ("confidence", "escalate", "answered_by", "degraded", "escalation_held")

@@ -133,6 +133,10 @@ class Escalation(_Strict):
     ``items_per_call``, at most ``max_concurrency`` calls at once. An item the big model cannot
     answer in time keeps the best small answer and is marked ``degraded``. Items under
     ``review_below`` additionally wait for a person (:mod:`orchestrator.review.desk`).
+
+    A provider measured worse than the skill on its unsure items (``orchestrator providers
+    eval``) gets none of them: they keep the small answer, flagged, with ``escalation_held`` set.
+    ``force: true`` sends them anyway.
     """
 
     threshold: float | Literal["calibrated"] = Field(
@@ -147,6 +151,11 @@ class Escalation(_Strict):
     items_per_call: int = Field(default=10, ge=1, le=200, description="items per big-model call")
     max_concurrency: int = Field(default=4, ge=1, le=64, description="big-model calls at once")
     timeout_s: float = Field(default=60.0, gt=0, le=3600, description="bound on one call")
+    force: bool = Field(
+        default=False,
+        description="escalate even to providers measured worse than the skill on its unsure "
+        "items (`orchestrator providers eval`); default: those items keep the small answer",
+    )
     review_below: float | None = Field(
         default=None,
         ge=0.0,

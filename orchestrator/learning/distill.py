@@ -57,6 +57,7 @@ from orchestrator.learning.distill_report import (
     DistillReport,
     VersionEval,
     ledger_by_version,
+    shadow_chains,
     shadow_evaluate,
 )
 from orchestrator.registry.aliases import promote, rollback
@@ -132,6 +133,7 @@ def distill(
     canary = run.load(str(training["skill"]))
     eval_texts, eval_labels, eval_source = _shadow_items(run, canary, eval_data, eval_csv)
     shadow, agreement = shadow_evaluate([prod, canary], eval_texts, eval_labels)
+    chains = shadow_chains(run.root, [prod, canary], eval_texts, eval_labels)
     if training.get("warning"):
         run.notes.append(str(training["warning"]))
     summary = {k: training[k] for k in TRAINING_SUMMARY if k in training}
@@ -145,6 +147,7 @@ def distill(
         eval_source=eval_source,
         shadow=shadow,
         agreement=agreement,
+        chains=chains,
         ledger=ledger_by_version(name, ledgers, jobs_db),
         examples_per_version={
             k: n for k, n in examples.counts().items() if k.partition("@")[0] == name
@@ -306,6 +309,20 @@ def _calibrate_canary(
     training["val_selective_accuracy"] = round(result.selective_accuracy, 4)
     if not result.reachable:
         run.notes.append(f"canary cannot reach {target:.0%} on the calibration split")
+    if "second_tier" in training:  # the pair is chosen on the same rows, together
+        from orchestrator.learning.chain_calibrate import calibrate_after
+
+        pair = calibrate_after(
+            run.load(str(training["second_tier"]["skill"])),
+            run.load(str(training["skill"])),
+            texts,
+            labels,
+            target,
+            label_shares=shares,
+            source="distill calibration split",
+            by="distill",
+        )
+        training["chain"] = pair.summary()
 
 
 def _shadow_items(

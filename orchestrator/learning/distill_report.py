@@ -23,7 +23,14 @@ if TYPE_CHECKING:
     from orchestrator.accounting.ledger import Ledger
     from orchestrator.registry.registry import SkillVersion
 
-__all__ = ["OOS_LABEL", "DistillReport", "VersionEval", "ledger_by_version", "shadow_evaluate"]
+__all__ = [
+    "OOS_LABEL",
+    "DistillReport",
+    "VersionEval",
+    "ledger_by_version",
+    "shadow_chains",
+    "shadow_evaluate",
+]
 
 #: Label of out-of-scope items; with it in the evaluation data the in-scope escalation rate shows.
 OOS_LABEL = "oos"
@@ -102,6 +109,23 @@ def _evaluate_one(version: SkillVersion, texts: list[str], labels: list[str]) ->
     return predicted, (confidence, correct)
 
 
+def shadow_chains(
+    skills_dir: Any, versions: Sequence[SkillVersion], texts: list[str], labels: list[str]
+) -> dict[str, dict[str, Any]]:
+    """Each version that has a calibrated chain, run as the cascade runs it on the same items."""
+    from orchestrator.learning.calibrate import columns_for
+    from orchestrator.learning.chain_eval import chain_report, find_chain
+
+    out: dict[str, dict[str, Any]] = {}
+    for version in versions:
+        pair = find_chain(version, skills_dir)
+        if pair is not None:
+            batch = columns_for(version.skill_cls, texts)
+            report = chain_report(version, pair, batch, labels)
+            out[version.key] = {k: v for k, v in report.items() if k != "tiers"}
+    return out
+
+
 def shadow_evaluate(
     versions: Sequence[SkillVersion], texts: list[str], labels: list[str]
 ) -> tuple[list[VersionEval], float | None]:
@@ -171,6 +195,9 @@ class DistillReport:
     eval_source: str
     shadow: list[VersionEval]
     agreement: float | None
+    #: per version with a calibrated chain (a second tier trained after it): the cascade's
+    #: figures on the shadow items (``chain_eval.chain_report``, per-tier details left out)
+    chains: dict[str, dict[str, Any]] = field(default_factory=dict)
     ledger: dict[str, dict[str, Any]] = field(default_factory=dict)
     examples_per_version: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -205,6 +232,12 @@ class DistillReport:
             )
         if self.agreement is not None:
             lines.append(f"  prod and canary give the same label on {self.agreement:.2%} of items")
+        for chain in self.chains.values():
+            lines.append(
+                f"  with its chain {' -> '.join(chain['chain'])}: coverage {chain['coverage']:.2%}, "
+                f"selective accuracy {_pct(chain['selective_accuracy'])}, escalated "
+                f"{chain['escalated']} of {chain['kept'] + chain['escalated']}"
+            )
         if self.ledger:
             lines.append("ledger (jobs run so far), per version:")
             for key, entry in self.ledger.items():

@@ -126,6 +126,7 @@ def _pick_weight(
             names[blended.argmax(1)] == labels,
             run.target_accuracy,
             after=first.key,
+            weights=run.weights(list(labels)),
         )
         coverage[w] = result.coverage if result.reachable else 0.0
     return max(coverage, key=lambda w: (coverage[w], -w)), coverage

@@ -142,6 +142,7 @@ def _write(
         "target_accuracy": run.target_accuracy,
         "confidence_level": run.confidence_level,
         "tiers": "minilm",
+        "label_share": [f"{k}={v}" for k, v in (run.label_shares or {}).items()],
     }
     inputs = csv_inputs(run.csv_path, run.skills_dir).model_copy(update={"skills": [first.name]})
     entrypoint = write_folder(
@@ -158,6 +159,7 @@ def _write(
             target_accuracy=run.target_accuracy,
             confidence_level=0.5 if run.confidence_level is None else run.confidence_level,
             chain_confidence_level=DEFAULT_CHAIN_CONFIDENCE_LEVEL,
+            label_shares=dict(run.label_shares) if run.label_shares else None,
         ),
     )
     cls = build_skill_class(config, entrypoint.partition(":")[0], class_name(name))
@@ -194,10 +196,12 @@ def _calibrate_alone(
         confidence,
         correct,
         run.target_accuracy,
+        weights=run.weights(labels),
         confidence_level=0.5 if run.confidence_level is None else run.confidence_level,
         on_unreachable="escalate_all",
     )
-    calibration = replace(calibration, source=run.source)
+    shares = dict(run.label_shares) if run.label_shares else None
+    calibration = replace(calibration, source=run.source, label_shares=shares)
     write_calibration(stage, calibration, by="build")
     return calibration, accuracy
 
@@ -216,6 +220,7 @@ def _calibrate_chain(
         texts,
         labels,
         run.target_accuracy,
+        label_shares=run.label_shares,
         confidence_level=DEFAULT_CHAIN_CONFIDENCE_LEVEL,
         source=run.source,
         by="build",

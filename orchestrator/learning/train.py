@@ -26,7 +26,7 @@ two labels, too few rows per label, empty texts or labels, ragged rows.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,7 @@ def train_text_classifier(
     description: str | None = None,
     force: bool = False,
     tiers: Sequence[str] | str | None = None,
+    label_shares: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Train a text classifier from a CSV: by default two tiers, each a new skill folder.
 
@@ -84,6 +85,8 @@ def train_text_classifier(
     the first tier (:mod:`orchestrator.learning.embedding_tier`), calibrated as ``NAME``'s chain.
     ``tiers=("minilm",)`` trains only the second tier, after an existing ``NAME@version``. By
     default (None) both, and the first only, with a warning, where the minilm extra is missing.
+    ``label_shares`` calibrates every tier for a traffic mix other than the CSV's (e.g.
+    ``{"oos": 0.18}`` when out-of-scope turns are rarer in the CSV than on the line).
     Returns the JSON report (also what ``skills train text-classifier`` prints): the first
     tier's, with the second's under ``second_tier`` and the pair's under ``chain``.
     """

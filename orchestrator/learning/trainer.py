@@ -74,6 +74,9 @@ class TrainRun:
     confidence_level: float | None = DEFAULT_CONFIDENCE_LEVEL
     description: str | None = None
     force: bool = False
+    #: The traffic mix to calibrate for, when it differs from the CSV's (e.g. ``{"oos": 0.18}``):
+    #: the validation rows are weighted so each label has its share.
+    label_shares: Mapping[str, float] | None = None
 
     @classmethod
     def of(cls, arguments: Mapping[str, Any]) -> TrainRun:
@@ -84,7 +87,23 @@ class TrainRun:
         values = {f.name: arguments[f.name] for f in fields(cls) if f.name in arguments}
         values["csv_path"] = Path(values["csv_path"])
         values["skills_dir"] = resolve_skills_dir(values.get("skills_dir"))
+        if values.get("label_shares"):
+            values["label_shares"] = {str(k): float(v) for k, v in values["label_shares"].items()}
         return cls(**values)
+
+    def weights(self, labels: Sequence[str]) -> Any:
+        """Validation weights for the run's label shares (None: every row counts once)."""
+        if not self.label_shares:
+            return None
+        from orchestrator.learning.calibrate import share_weights
+
+        missing = sorted(set(self.label_shares) - set(labels))
+        if missing:
+            raise DatasetError(
+                f"--label-share names {', '.join(missing)}, which the validation rows do not "
+                "hold; name labels of the CSV's label column"
+            )
+        return share_weights(labels, self.label_shares)
 
     @property
     def source(self) -> str:
@@ -146,6 +165,7 @@ def train_classifier(run: TrainRun, prepare: Callable[[CsvTable], FeatureStep]) 
     started = time.perf_counter()
     step = prepare(read_csv(run.csv_path))
     counts = check_labels(step.labels, run.val_fraction, str(run.csv_path))
+    run.weights(step.labels)  # a share naming a label the CSV lacks fails before any fitting
     target = plan_target(run.skills_dir, run.name, run.version, run.force)
     train_idx, val_idx = stratified_split(len(step.labels), step.labels, run.val_fraction)
     converged = _fit(step, train_idx)
@@ -240,6 +260,7 @@ def _stage_skill(
         "val_fraction": run.val_fraction,
         "target_accuracy": run.target_accuracy,
         "confidence_level": run.confidence_level,
+        "label_share": [f"{k}={v}" for k, v in (run.label_shares or {}).items()],
     }
     calibration = CalibrationSpec(
         validation=ValidationSplit(
@@ -248,6 +269,7 @@ def _stage_skill(
         target_accuracy=run.target_accuracy,
         # None (no margin) is level 0.5: the Wilson bound is then the point estimate
         confidence_level=_level(run.confidence_level),
+        label_shares=dict(run.label_shares) if run.label_shares else None,
     )
     entrypoint = write_folder(
         stage,
@@ -335,10 +357,13 @@ def _calibrate(
         confidence,
         correct,
         run.target_accuracy,
+        weights=run.weights(val_labels),
         confidence_level=_level(run.confidence_level),
         on_unreachable="escalate_all",
     )
-    return replace(calibration, source=run.source), round(float(correct.mean()), 4)
+    shares = dict(run.label_shares) if run.label_shares else None
+    calibration = replace(calibration, source=run.source, label_shares=shares)
+    return calibration, round(float(correct.mean()), 4)
 
 
 def _report(

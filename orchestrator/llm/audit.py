@@ -28,6 +28,7 @@ from typing import Self
 
 from orchestrator.config.locations import db_location
 from orchestrator.store.location import open_db
+from orchestrator.store.migrations import Schema
 
 __all__ = ["AuditLog", "AuditRecord"]
 
@@ -81,6 +82,15 @@ class AuditRecord:
 
 _FIELDS = [f.name for f in fields(AuditRecord)]
 
+#: version 1: the table as it stood before versions (see orchestrator.store.migrations)
+_SCHEMA = Schema(
+    "llm_audit",
+    [
+        f"CREATE TABLE IF NOT EXISTS llm_audit (id INTEGER PRIMARY KEY, {_COLUMNS});"
+        "CREATE INDEX IF NOT EXISTS llm_audit_job ON llm_audit (job_id);"
+    ],
+)
+
 
 class AuditLog:
     """The ``llm_audit`` table in a SQLite file; safe to share between threads.
@@ -92,11 +102,7 @@ class AuditLog:
     def __init__(self, path: str | Path | None = None) -> None:
         #: a SQLite file, or the ``postgresql://`` store it shares
         self.path: Path | str = db_location(path)
-        self._db = open_db(
-            self.path,
-            f"CREATE TABLE IF NOT EXISTS llm_audit (id INTEGER PRIMARY KEY, {_COLUMNS});"
-            "CREATE INDEX IF NOT EXISTS llm_audit_job ON llm_audit (job_id);",
-        )
+        self._db = open_db(self.path, _SCHEMA)
 
     def record(self, record: AuditRecord) -> None:
         """Append one row (committed before returning)."""

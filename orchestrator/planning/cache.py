@@ -19,10 +19,12 @@ from orchestrator.config.locations import db_location
 from orchestrator.graph.spec import GraphSpec
 from orchestrator.registry.registry import Registry
 from orchestrator.store.location import open_db
+from orchestrator.store.migrations import Schema
 
 __all__ = ["PlanCache", "plan_key", "registry_fingerprint"]
 
-_SCHEMA = """
+#: version 1: the table as it stood before versions (see orchestrator.store.migrations)
+_V1 = """
 CREATE TABLE IF NOT EXISTS plans (
     key TEXT PRIMARY KEY,
     task TEXT NOT NULL,
@@ -32,6 +34,7 @@ CREATE TABLE IF NOT EXISTS plans (
     hits INTEGER NOT NULL DEFAULT 0
 )
 """
+_SCHEMA = Schema("plan_cache", [_V1])
 
 
 def registry_fingerprint(registry: Registry) -> list[str]:

@@ -7,6 +7,11 @@ git. It holds everything that depends on the machine that built the skill:
   seed, package versions, the fingerprints of the skills the build read); a build whose digest
   differs from the inputs' digest now is stale, and ``skills build`` rebuilds it;
 - ``artifacts``: each file's sha256 and size; the registry refuses a file that does not match;
+- ``code``: the sha256 of the skill's code as it was built: the entrypoint's module file, the
+  manifest's ``inputs.code`` and a generated skill's ``skill.json``. The registry refuses a
+  version whose code changed since (a changed ``skill.py`` must not run beside artifacts built
+  for the old one); ``skills build`` rebuilds it. Records from before this field are checked
+  against the ``inputs.code`` they hold;
 - ``metrics`` measured by the training script;
 - ``calibration`` (the skill alone) and ``calibration_after`` (as the second tier of a chain,
   keyed by the first skill), each with the fingerprint of the artifacts it was measured on.
@@ -44,6 +49,7 @@ __all__ = [
     "BuildRecord",
     "artifacts_fingerprint",
     "build_seed",
+    "code_files",
     "cpu_model",
     "inputs_digest",
     "load_build_record",
@@ -80,6 +86,10 @@ class BuildRecord(BaseModel):
     inputs: dict[str, Any] = Field(default_factory=dict, description="training inputs, resolved")
     inputs_digest: str | None = Field(default=None, description="digest of `inputs`")
     artifacts: dict[str, ArtifactRecord] = Field(default_factory=dict)
+    code: dict[str, str] = Field(
+        default_factory=dict,
+        description="the skill's code files (paths from the skill folder) -> sha256, as built",
+    )
     metrics: dict[str, Any] = Field(default_factory=dict, description="measured at build time")
     calibration: dict[str, Any] | None = None
     calibration_after: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -190,7 +200,8 @@ def update_build_record(folder: Path, **changes: Any) -> BuildRecord:
 
 
 def verify_artifacts(folder: Path, manifest: SkillManifest, record: BuildRecord | None) -> None:
-    """Raise ArtifactError unless the skill is built and every artifact matches its record."""
+    """Raise ArtifactError unless the skill is built and every artifact, and every file of its
+    code, matches its record."""
     name = manifest.name
     if record is None:
         if manifest.train is None:
@@ -213,6 +224,70 @@ def verify_artifacts(folder: Path, manifest: SkillManifest, record: BuildRecord 
                 f"says {expected.sha256[:12]}…; rebuild with `orchestrator skills build {name} "
                 "--force` or restore the file"
             )
+    _verify_code(folder, name, record)
+
+
+def _verify_code(folder: Path, name: str, record: BuildRecord) -> None:
+    """ArtifactError when a code file the build recorded is gone or changed."""
+    root = folder.parent.parent
+    if record.code:  # paths from the skill folder: the build ran in a staging folder beside it
+        expected = {_from(root, folder / key): (folder / key, d) for key, d in record.code.items()}
+    else:  # a record from before: inputs.code, from the project root
+        legacy = dict(record.inputs.get("code") or {})
+        expected = {key: (root / key, digest) for key, digest in legacy.items()}
+    for relative, (path, digest) in expected.items():
+        if not path.is_file():
+            raise ArtifactError(
+                f"skill {name!r}: its code file {relative} is missing under {root}; restore it, "
+                f"or rebuild with `orchestrator skills build {name}`"
+            )
+        actual = sha256_file(path)
+        if actual != digest:
+            raise ArtifactError(
+                f"skill {name!r}: its code {relative} changed since it was built (sha256 "
+                f"{actual[:12]}…, built from {digest[:12]}…); rebuild with `orchestrator skills "
+                f"build {name}` so the artifacts match the code, or restore the file"
+            )
+
+
+#: a generated skill's definition (``registry.kinds.CONFIG_FILE``), read by its module
+_GENERATED_CONFIG = "skill.json"
+
+
+def _from(root: Path, path: Path) -> str:
+    """``path`` from ``root``, for messages."""
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+def _code_record(folder: Path, manifest: SkillManifest) -> dict[str, str]:
+    """The sha256 of each of the skill's code files, keyed by its path from the skill folder
+    (``skill.py``, ``../data.py``): a folder built in staging and then renamed keeps its keys."""
+    root = folder.parent.parent
+    return {
+        Path(os.path.relpath(root / relative, folder)).as_posix(): sha256_file(root / relative)
+        for relative in code_files(folder, manifest)
+    }
+
+
+def code_files(folder: Path, manifest: SkillManifest) -> list[str]:
+    """The skill's code, as paths from the project root (the skills folder's parent): the
+    manifest's ``inputs.code``, the entrypoint's module file, and ``skill.json`` when the folder
+    holds one. A module found nowhere under the project (an installed package) is left out."""
+    root = folder.parent.parent
+    files = list(manifest.inputs.code)
+    module = manifest.entrypoint.partition(":")[0]
+    parts = module.split(".")
+    for candidate in (
+        root.joinpath(*parts[:-1], parts[-1] + ".py"),
+        root.joinpath(*parts, "__init__.py"),
+        folder / f"{parts[-1]}.py",  # a generated skill's module, imported from its folder
+    ):
+        if candidate.is_file():
+            files.append(candidate.relative_to(root).as_posix())
+            break
+    if (folder / _GENERATED_CONFIG).is_file():
+        files.append((folder / _GENERATED_CONFIG).relative_to(root).as_posix())
+    return list(dict.fromkeys(files))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,6 +398,7 @@ def record_build(folder: Path, files: list[str], metrics: dict[str, Any]) -> Bui
         skill=f"{manifest.name}@{manifest.version}",
         inputs=inputs,
         inputs_digest=inputs_digest(inputs),
+        code=_code_record(folder, manifest),
         artifacts={
             name: ArtifactRecord(
                 sha256=sha256_file(artifacts_dir / name),

@@ -245,8 +245,9 @@ def train_command_line(
         return None
     parts = ["python", "-m", "orchestrator.cli.skills", kind, "--csv", str(relative)]
     for key, value in args.items():
-        if value is not None:
-            parts += [f"--{key.replace('_', '-')}", str(value)]
+        for one in value if isinstance(value, list) else [value]:  # a list: a repeated option
+            if one is not None:
+                parts += [f"--{key.replace('_', '-')}", str(one)]
     parts += ["--skills-dir", skills_dir.resolve().name, "--force"]
     return " ".join(shlex.quote(p) for p in parts)
 

@@ -40,6 +40,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -238,6 +239,11 @@ def write_manifest(folder: Path, manifest: SkillManifest) -> None:
     if inputs != {"seed": 0}:
         data["inputs"] = inputs
     ordered = {k: data[k] for k in SkillManifest.model_fields if k in data}
-    (folder / MANIFEST_FILENAME).write_text(
-        yaml.safe_dump(ordered, sort_keys=False, width=100), encoding="utf-8"
-    )
+    # written aside, then renamed over the old one: a reader (or a crash) never sees half a file
+    path = folder / MANIFEST_FILENAME
+    tmp = folder / f".{MANIFEST_FILENAME}.{os.getpid()}.tmp"
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(yaml.safe_dump(ordered, sort_keys=False, width=100))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

@@ -31,7 +31,9 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
@@ -132,11 +134,15 @@ class ReviewDesk:
 
         The ticket is claimed first, so of two concurrent answers only one resumes the item (the
         other gets ``review_already_answered``). ``also(run, ticket, result)`` adds statements to
-        the transaction that closes the ticket (the job store's copy of the result)."""
-        ticket = self.queue.get(ticket_id)
+        the transaction that closes the ticket (the job store's copy of the result). The
+        queue's calls run on worker threads: this runs on the API's loop, with real-time turns."""
+        queue = self.queue
+        ticket = await asyncio.to_thread(queue.get, ticket_id)
         if ticket is None:
             raise ReviewError(f"no review ticket {ticket_id}", code="review_not_found")
-        if ticket.status != "waiting" or not self.queue.claim(ticket_id, reviewer):
+        if ticket.status != "waiting" or not await asyncio.to_thread(
+            queue.claim, ticket_id, reviewer
+        ):
             raise ReviewError(
                 f"review ticket {ticket_id} was already answered (or is being answered) by "
                 f"{ticket.reviewer or 'another reviewer'}",
@@ -146,23 +152,30 @@ class ReviewDesk:
             graph, checked, out = await self._resume(ticket, answer, reviewer)
             result: dict[str, Any] = out["result"]
             record = (lambda run: also(run, ticket, result)) if also is not None else None
-            closed = self.queue.close_ticket(
-                ticket_id, answer=checked, reviewer=reviewer, result=result, also=record
+            closed = await asyncio.to_thread(
+                functools.partial(
+                    queue.close_ticket,
+                    ticket_id,
+                    answer=checked,
+                    reviewer=reviewer,
+                    result=result,
+                    also=record,
+                )
             )
         except BaseException:
-            self.queue.unclaim(ticket_id)
+            queue.unclaim(ticket_id)  # also when cancelled: not awaited, so it always runs
             raise
         if not closed:  # pragma: no cover - the claim keeps other answers out
             raise ReviewError(
                 f"review ticket {ticket_id} was answered meanwhile", code="review_already_answered"
             )
         if self._examples is not None:
-            self._examples.add([_example(ticket, checked, reviewer)])
+            await asyncio.to_thread(self._examples.add, [_example(ticket, checked, reviewer)])
         if out.get("held"):  # a later step holds the item in turn: a new ticket for it
             held = HeldItem(ticket.item_idx, ticket.item_id, **out["held"])
             await self.hold(ticket.job_id, graph, [held])
         log.info("review_answered", ticket=ticket_id, reviewer=reviewer, step=ticket.step)
-        done = self.queue.get(ticket_id)
+        done = await asyncio.to_thread(queue.get, ticket_id)
         assert done is not None
         return done
 
@@ -184,7 +197,7 @@ class ReviewDesk:
 
     async def forget_job(self, job_id: str) -> int:
         """Delete one job's tickets and their paused threads; how many tickets."""
-        tickets = self.queue.delete_job(job_id)
+        tickets = await asyncio.to_thread(self.queue.delete_job, job_id)
         if tickets:
             from orchestrator.store.checkpoints import open_checkpointer
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from orchestrator.config.locations import db_location
 from orchestrator.store.location import open_db
+from orchestrator.store.migrations import Schema
 from orchestrator.store.sqlite_file import Run
 
 __all__ = ["CLAIM_TIMEOUT_S", "ReviewQueue", "Ticket", "TicketDraft", "review_thread"]
@@ -29,7 +30,8 @@ __all__ = ["CLAIM_TIMEOUT_S", "ReviewQueue", "Ticket", "TicketDraft", "review_th
 Status = Literal["waiting", "answering", "answered"]
 CLAIM_TIMEOUT_S = 300.0
 
-_SCHEMA = """
+#: version 1: the table as it stood before versions (see orchestrator.store.migrations)
+_V1 = """
 CREATE TABLE IF NOT EXISTS reviews (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id      TEXT NOT NULL,
@@ -54,6 +56,7 @@ CREATE TABLE IF NOT EXISTS reviews (
 CREATE INDEX IF NOT EXISTS reviews_status ON reviews (status, id);
 CREATE INDEX IF NOT EXISTS reviews_job ON reviews (job_id, item_idx);
 """
+_SCHEMA = Schema("review_queue", [_V1])
 
 _COLUMNS = (
     "id, job_id, item_idx, item_id, graph, spec_yaml, step, skill, inputs, proposed, confidence, "

@@ -61,6 +61,7 @@ SOURCES = {
     "chain": "chain skill",
     "big_model": "big model",
     "degraded": "degraded (big model failed)",
+    "held_back": "small model, kept: provider measured worse",
     "review": "held for review",
 }
 
@@ -326,6 +327,13 @@ def _markdown(report: CostReport) -> str:
             "of the step's `items_per_call`).",
             "",
         ]
+    if ledger.answered.get("held_back"):
+        lines += [
+            f"{ledger.answered['held_back']:,} unsure items kept the small model's answer although "
+            "the job escalated: every provider was measured worse than the small model on such "
+            "items (`orchestrator providers eval`; `--force-escalation` sends them anyway).",
+            "",
+        ]
     if report.notes:
         lines += ["## Notes", "", *(f"- {note}" for note in report.notes), ""]
     return "\n".join(lines)
@@ -400,7 +408,8 @@ def _duration(seconds: float) -> str:
 
 def _source_keys(ledger: Ledger) -> list[str]:
     extra = [k for k in ledger.answered if k not in SOURCES]
-    return [k for k in SOURCES if k != "review" or ledger.answered.get(k)] + extra
+    rare = ("review", "held_back")  # shown only when some item was
+    return [k for k in SOURCES if k not in rare or ledger.answered.get(k)] + extra
 
 
 # --- charts --------------------------------------------------------------------------------------
@@ -422,6 +431,7 @@ SOURCE_COLORS = {
     "chain": "#457b9d",
     "big_model": "#f4a261",
     "degraded": "#e63946",
+    "held_back": "#bc6c25",
     "review": "#8d99ae",
 }
 

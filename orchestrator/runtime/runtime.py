@@ -48,7 +48,10 @@ if TYPE_CHECKING:
     from orchestrator.planning.planner import Plan, Planner
     from orchestrator.review.desk import ReviewDesk
     from orchestrator.review.queue import Ticket
+    from orchestrator.runtime.escalation_routes import EscalationRoutes
     from orchestrator.store.examples import ExampleStore
+    from orchestrator.store.measurements import MeasurementStore
+    from orchestrator.store.sqlite_file import Run
 
 __all__ = ["Job", "Runtime"]
 
@@ -72,6 +75,7 @@ class Runtime:
         self.settings = settings or Settings()
         self._gateway = gateway
         self._examples: ExampleStore | None = None
+        self._measurements: MeasurementStore | None = None
         self._reviews: ReviewDesk | None = None
         self._registry = registry
         if executor is None or isinstance(executor, str):
@@ -133,6 +137,29 @@ class Runtime:
         return self._examples
 
     @property
+    def measurements(self) -> MeasurementStore:
+        """What escalating each skill to each provider is worth (``orchestrator providers eval``)."""
+        if self._measurements is None:
+            from orchestrator.store.measurements import MeasurementStore
+
+            self._measurements = MeasurementStore(self.settings.store_location)
+            self._stack.callback(self._measurements.close)
+        return self._measurements
+
+    def escalation_routes(self, graph: GraphLike) -> EscalationRoutes:
+        """Where each escalating step of ``graph`` may send its unsure items: the gateway's
+        providers minus those measured worse than the small model (all of them, with
+        ``settings.force_escalation``). Starts the embedded model when no provider is configured."""
+        from orchestrator.runtime.escalation_routes import escalation_routes
+
+        return escalation_routes(
+            self.compile(graph).resolved,
+            self.gateway.providers,
+            self.measurements,
+            force=self.settings.force_escalation,
+        )
+
+    @property
     def reviews(self) -> ReviewDesk:
         """The review desk: items held for a person, and their answers (``orchestrator review``)."""
         if self._reviews is None:
@@ -144,10 +171,19 @@ class Runtime:
             self._stack.callback(self._reviews.close)
         return self._reviews
 
-    def answer_review(self, ticket: int, answer: dict[str, Any], *, reviewer: str) -> Ticket:
-        """Answer a review ticket: the held item finishes with ``answer`` (sync wrapper)."""
+    def answer_review(
+        self,
+        ticket: int,
+        answer: dict[str, Any],
+        *,
+        reviewer: str,
+        also: Callable[[Run, Ticket, dict[str, Any]], object] | None = None,
+    ) -> Ticket:
+        """Answer a review ticket: the held item finishes with ``answer`` (sync wrapper of
+        :meth:`ReviewDesk.answer`; ``also`` joins the transaction that closes the ticket)."""
         loop = self._sync_loop()
-        return loop.run_until_complete(self.reviews.answer(ticket, answer, reviewer=reviewer))
+        answering = self.reviews.answer(ticket, answer, reviewer=reviewer, also=also)
+        return loop.run_until_complete(answering)
 
     @property
     def planner(self) -> Planner:
@@ -301,21 +337,39 @@ class Job:
         self.score = Scorecard(graph.spec.evaluate or _default_evaluation(graph.spec))
         self.startup_s = 0.0
         self._escalator: Escalator | None = None
+        #: where each escalating step may send its unsure items (None: the job does not escalate)
+        self.routes: EscalationRoutes | None = None
         if runtime.settings.escalate:
-            self._escalator = Escalator(
-                gateway=runtime.gateway,
-                ledger=self.ledger,
-                job_id=self.id,
-                budget=budget or runtime.new_budget(),
-                examples=runtime.examples,
-                # every escalation goes through the PII guard (remote providers get redacted text)
-                complete=functools.partial(
-                    guarded_complete, runtime.gateway, policy=runtime.settings.privacy
-                ),
-            )
+            self._escalator = self._make_escalator(budget or runtime.new_budget())
         self._items = items
         self.on_progress = on_progress
         self._consumed = False
+
+    def _make_escalator(self, budget: Budget) -> Escalator:
+        """The job's line to the big model, routed by the stored measurements: steps whose every
+        provider was measured worse than the small model are held, others lose those providers."""
+        runtime = self.runtime
+        gateway, policy = runtime.gateway, runtime.settings.privacy
+        self.routes = runtime.escalation_routes(self.graph)
+        if (warning := self.routes.warning()) is not None:  # the CLI prints it as a warning
+            log.info("escalation_unmeasured", detail=warning)
+        by_name = {p.name: p for p in gateway.providers}
+        return Escalator(
+            gateway=gateway,
+            ledger=self.ledger,
+            job_id=self.id,
+            budget=budget,
+            examples=runtime.examples,
+            # every escalation goes through the PII guard (remote providers get redacted text)
+            complete=functools.partial(guarded_complete, gateway, policy=policy),
+            step_complete={
+                step: functools.partial(
+                    guarded_complete, gateway.only([by_name[n] for n in names]), policy=policy
+                )
+                for step, names in self.routes.restricted.items()
+            },
+            held=self.routes.held,
+        )
 
     def __iter__(self) -> Iterator[ItemResult]:
         loop = self.runtime._sync_loop()

@@ -68,7 +68,7 @@ def create_app(settings: ServiceSettings | None = None, runtime: Runtime | None 
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)
     app.add_middleware(TurnFastPath, service=service)  # turns skip the stack
     # outermost: host, key and body size are checked before anything reads the body
-    app.add_middleware(RequestGate, settings=settings, keys=service.keys)
+    app.add_middleware(RequestGate, settings=settings, keys=service.keys, metrics=service.metrics)
     for module in _ROUTERS:
         app.include_router(module.router)
     _openapi_extras(app, settings)

@@ -16,6 +16,11 @@ Pure ASGI, outermost, so it runs before routing, parsing and the turn fast path:
    ``max_upload_bytes`` for a multipart ``POST /v1/jobs`` (the JSONL upload),
    ``max_turn_bytes`` for a real-time turn, ``max_request_bytes`` for everything else.
 
+Every refusal is counted in ``orchestrator_refused_total{reason}`` (``/metrics``): the gate's own
+(``host`` 400, ``key`` 401, ``size`` 413) and those the app answers behind it (a 401, 413 or 429
+from a route: ``key``, ``size``, ``limit``), so an operator sees probing and back-pressure even
+though these requests never reach a route's metrics.
+
 Example::
 
     app.add_middleware(RequestGate, settings=settings, keys=KeyRing(settings.api_keys))
@@ -29,6 +34,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 
 from orchestrator.service.auth import KeyRing
+from orchestrator.service.metrics import ServiceMetrics
 from orchestrator.service.problems import PROBLEM, ApiError, problem_body
 from orchestrator.service.settings import ServiceSettings
 
@@ -36,6 +42,8 @@ __all__ = ["BodyTooLarge", "RequestGate", "host_allowed"]
 
 _DOCS = ("/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
 _WITH_BODY = ("POST", "PUT", "PATCH", "DELETE")
+#: statuses the app answers that count as refusals, and their reason label
+_REFUSALS = {401: "key", 413: "size", 429: "limit"}
 
 
 class BodyTooLarge(ApiError, HTTPException):  # type: ignore[misc]  # both set headers
@@ -56,8 +64,14 @@ class BodyTooLarge(ApiError, HTTPException):  # type: ignore[misc]  # both set h
 class RequestGate:
     """Host check, key before body, body limit counted while it streams (module docstring)."""
 
-    def __init__(self, app: Any, settings: ServiceSettings, keys: KeyRing) -> None:
-        self.app, self.settings, self.keys = app, settings, keys
+    def __init__(
+        self,
+        app: Any,
+        settings: ServiceSettings,
+        keys: KeyRing,
+        metrics: ServiceMetrics | None = None,
+    ) -> None:
+        self.app, self.settings, self.keys, self.metrics = app, settings, keys, metrics
         self._hosts = [h.lower() for h in settings.trusted_hosts]
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -68,17 +82,20 @@ class RequestGate:
         host = headers.get(b"host", b"").decode("latin-1")
         if not host_allowed(host, self._hosts):
             detail = f"Host {host[:100]!r} is not one of this service's trusted_hosts"
+            self._refused("host")
             await _problem(send, scope, 400, "untrusted_host", detail)
             return
         limit, setting = self._limit(scope, headers)
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:  # whoever sends it
             too_large = BodyTooLarge(limit, setting).detail
+            self._refused("size")
             await _problem(send, scope, 413, "request_too_large", too_large)
             return
         if self._needs_key(scope) and not self._known_key(headers):
             detail = "send a valid API key: Authorization: Bearer <key>"
             extra = [(b"www-authenticate", b"Bearer")]
+            self._refused("key")
             await _problem(send, scope, 401, "unauthorized", detail, extra)
             return
         await self._counted(scope, receive, send, limit, setting)
@@ -99,7 +116,11 @@ class RequestGate:
 
         async def tracking_send(message: Any) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                reason = _REFUSALS.get(message["status"])
+                if reason is not None:  # the app refused it (a route's 401, 413 or 429)
+                    self._refused(reason)
             await send(message)
 
         try:
@@ -107,7 +128,12 @@ class RequestGate:
         except BodyTooLarge as exc:  # read outside the app's handlers (the turn fast path)
             if started:
                 raise
+            self._refused("size")
             await _problem(send, scope, 413, exc.code, exc.detail)
+
+    def _refused(self, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.refused.labels(reason).inc()
 
     def _needs_key(self, scope: Any) -> bool:
         if not self.settings.auth:

@@ -13,11 +13,17 @@ runs its chunks through :meth:`Runtime.submit` — one runtime ``Job`` per chunk
 ``max_inflight_chunks`` chunks in flight — and commits every chunk's results in one transaction
 keyed by ``(job_id, chunk_index)``.
 
-Durability is chunk-level: on start-up, jobs left ``running`` by a dead process become
-``interrupted`` and resume; chunks already committed are skipped, the others run again (a chunk is
-one LangGraph run of seconds, and its steps are pure functions of the chunk, so re-running an
-uncommitted chunk is exact). Step-level LangGraph checkpoints are not used: saving a chunk's
-columns after every step would cost more than re-running the few chunks in flight at a crash.
+Durability is chunk-level: jobs left ``running`` by a dead process become ``interrupted`` and
+resume; chunks already committed are skipped, the others run again (a chunk is one LangGraph run
+of seconds, and its steps are pure functions of the chunk, so re-running an uncommitted chunk is
+exact). With step checkpoints on, a chunk caught mid-run continues after its last finished step.
+
+Several replicas may share one store. A running job (and an upload still arriving) holds a lease
+in the store (:mod:`orchestrator.store.leases`) that this replica renews every
+``lease_renew_s``; at start and then on every renewal tick, each replica takes over the jobs whose
+lease has expired (their replica died), and only those. A job whose chunk was started
+``max_chunk_starts`` times without committing is failed as a crash loop instead of resumed. A
+replica that lost a lease (it stalled past the expiry) stops that job without writing to it.
 
 Example::
 
@@ -52,15 +58,17 @@ from orchestrator.errors import (
     GraphNotFound,
     IdempotencyConflict,
     ItemTooLarge,
+    LeaseLost,
     OrchestratorError,
     Overloaded,
     QuotaExceeded,
+    StoreUnavailable,
     TooManyItems,
+    UnknownJob,
 )
 from orchestrator.llm.gateway import Budget
 from orchestrator.service.item_rate import ItemRate
 from orchestrator.service.limits import Limits
-from orchestrator.service.webhooks import deliver_webhook
 from orchestrator.store.item import Item
 from orchestrator.store.jobs import (
     ChunkOutcome,
@@ -69,12 +77,14 @@ from orchestrator.store.jobs import (
     Store,
     ledger_from_raw,
 )
+from orchestrator.store.leases import Lease, LeaseKeeper, new_owner_id
 from orchestrator.telemetry.logs import get_logger
 
 if TYPE_CHECKING:
     from orchestrator.graph.compiler import CompiledGraph
     from orchestrator.runtime.runtime import Runtime
     from orchestrator.service.metrics import ServiceMetrics
+    from orchestrator.service.webhook_queue import WebhookQueue
 
 __all__ = [
     "GraphNotFound",
@@ -132,16 +142,19 @@ class JobManager:
         graphs_dir: Path,
         limits: Limits | None = None,
         metrics: ServiceMetrics | None = None,
-        webhook_secret: str | None = None,
-        webhook_timeout_s: float = 5.0,
+        webhooks: WebhookQueue | None = None,
+        replica_id: str | None = None,
+        lease_s: float = 30.0,
+        lease_renew_s: float = 10.0,
+        max_chunk_starts: int | None = 3,
     ) -> None:
         self.store = store
         self.runtime = runtime
         self.graphs_dir = Path(graphs_dir)
         self.limits = limits or Limits()
         self.metrics = metrics
-        self._webhook_secret = webhook_secret
-        self._webhook_timeout_s = webhook_timeout_s
+        #: where a job's end queues its webhook (sent by the queue's own thread, not the job's)
+        self.webhooks = webhooks
         self._admit = threading.Lock()
         self._rate = ItemRate(self.limits.max_items_per_minute_per_key)
         self._compiled: OrderedDict[str, CompiledGraph] = OrderedDict()
@@ -154,14 +167,22 @@ class JobManager:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._cancelling: set[str] = set()
         self._start_lock: asyncio.Lock | None = None
+        #: this replica's lease terms; a stable ``replica_id`` also reclaims its own leases at
+        #: start (what its previous run held), instead of waiting for them to expire
+        self.lease = Lease(replica_id or new_owner_id(), lease_s)
+        self._reclaim = replica_id
+        self._max_chunk_starts = max_chunk_starts
+        self._keeper = LeaseKeeper(store, self.lease, every_s=lease_renew_s, on_lost=self._lost)
+        self._lost_jobs: set[str] = set()
+        self._next_recovery = 0.0
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Recover interrupted jobs and start the runner thread."""
-        interrupted, dropped = self.store.recover()
-        if interrupted or dropped:
-            log.info("jobs_recovered", interrupted=interrupted, dropped_uploads=dropped)
+        """Take over the jobs of dead replicas (and, with a stable ``replica_id``, of this one's
+        previous run), then start the lease keeper and the runner thread."""
+        self._recover(reclaim=self._reclaim)
+        self._keeper.start()
         self._update_gauges()
         self._thread = threading.Thread(target=self._main, name="orchestrator-jobs", daemon=True)
         self._thread.start()
@@ -174,6 +195,34 @@ class JobManager:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        self._keeper.stop()
+
+    def _recover(self, reclaim: str | None = None) -> None:
+        """One takeover round (:meth:`Store.recover`), logged when it took anything."""
+        self._next_recovery = time.monotonic() + self._keeper.every_s
+        done = self.store.recover(reclaim=reclaim, max_chunk_starts=self._max_chunk_starts)
+        if done.interrupted or done.dropped or done.failed:
+            log.info(
+                "jobs_recovered",
+                interrupted=done.interrupted,
+                dropped_uploads=done.dropped,
+                failed_crash_loop=list(done.failed),
+            )
+        for job_id in done.failed:
+            log.error("job_crash_loop", job_id=job_id)
+
+    def _lost(self, job_id: str) -> None:
+        """(lease keeper thread) Another replica took ``job_id`` over: stop running it here."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed in between
+                loop.call_soon_threadsafe(self._stop_lost, job_id)
+
+    def _stop_lost(self, job_id: str) -> None:
+        task = self._running.get(job_id)
+        if task is not None:
+            self._lost_jobs.add(job_id)
+            task.cancel()
 
     @property
     def alive(self) -> bool:
@@ -232,12 +281,15 @@ class JobManager:
         job, created = self._admit_job(draft)
         if not created:
             return self._check_replay(job, request_sha256), False
+        self._keeper.hold(job.id)  # a slow upload keeps its lease: no replica drops it
         try:
             count = self._receive(job.id, owner, items)
         except BaseException:
+            self._keeper.release(job.id)
             self.store.discard_job(job.id)
             raise
         job = self.store.open_job(job.id, items_total=count)
+        self._keeper.release(job.id)
         if self.metrics is not None:
             self.metrics.jobs_submitted.labels(job.graph).inc()
         self._update_gauges()
@@ -261,7 +313,7 @@ class JobManager:
                     f"{limits.max_active_jobs_per_key}); wait for one to end",
                     limits.retry_after_s,
                 )
-            return self.store.create_job(draft)
+            return self.store.create_job(draft, self.lease)
 
     def _receive(self, job_id: str, owner: str, items: Iterable[Item]) -> int:
         """Store the items in batches. Each batch counts at once against the service's backlog
@@ -295,7 +347,7 @@ class JobManager:
                     f"({limits.max_items_per_minute_per_key}) items in the last minute",
                     math.ceil(wait),
                 )
-            self.store.add_items(job_id, batch)
+            self.store.add_items(job_id, batch, self.lease)
 
     def _replay(self, owner: str, key: str | None, request_sha256: str) -> JobRecord | None:
         existing = self.store.find_by_key(owner, key)
@@ -364,12 +416,10 @@ class JobManager:
         while not self._stopping:
             self._wake.clear()
             free = self.limits.max_running_jobs - len(self._running)
-            if free > 0:
-                jobs = await asyncio.to_thread(self.store.runnable, free, list(self._running))
-                for job in jobs:
-                    task = asyncio.create_task(self._run_job(job), name=f"job-{job.id}")
-                    self._running[job.id] = task
-                    task.add_done_callback(functools.partial(self._done, job.id))
+            for job in await asyncio.to_thread(self._take_work, free, list(self._running)):
+                task = asyncio.create_task(self._run_job(job), name=f"job-{job.id}")
+                self._running[job.id] = task
+                task.add_done_callback(functools.partial(self._done, job.id))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=1.0)
         tasks = list(self._running.values())
@@ -377,48 +427,85 @@ class JobManager:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    def _take_work(self, free: int, running: list[str]) -> list[JobRecord]:
+        """(worker thread) One scheduling round: take over dead replicas' jobs when it is time,
+        then up to ``free`` jobs to start. A store failing over costs a round, not the runner."""
+        try:
+            if time.monotonic() >= self._next_recovery:
+                self._recover()
+            return self.store.runnable(free, running) if free > 0 else []
+        except Exception as exc:  # noqa: BLE001 - logged; the next round (1 s) tries again
+            log.error("job_scheduling_failed", error=f"{type(exc).__name__}: {exc}")
+            return []
+
     def _done(self, job_id: str, _task: object = None) -> None:
         self._running.pop(job_id, None)
         self._cancelling.discard(job_id)
+        self._lost_jobs.discard(job_id)
         if self._wake is not None:
             self._wake.set()
 
     async def _run_job(self, job: JobRecord) -> None:
         with structlog.contextvars.bound_contextvars(job_id=job.id):
-            status, error = "failed", None
             try:
-                if not await asyncio.to_thread(self.store.mark_running, job.id):
-                    return
-                self._update_gauges()
-                graph = await self._graph_for(job)
-                assert self._start_lock is not None
-                async with self._start_lock:  # two jobs must not start the same workers twice
-                    await self.runtime.executor.start(graph.resolved.skills)
-                await self._run_chunks(job, graph)
-                status = "succeeded"
-            except asyncio.CancelledError:
-                status = "cancelled" if job.id in self._cancelling else "interrupted"
-                if status == "interrupted":
-                    log.info("job_interrupted")
-            except OrchestratorError as exc:
-                log.error("job_failed", code=exc.code, error=str(exc))
-                error = {"code": exc.code, "message": str(exc)}
-            except Exception as exc:
-                log.exception("job_crashed")
-                error = {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
-            record = self.store.finish(job.id, status, error)
+                if not await asyncio.to_thread(self.store.mark_running, job.id, self.lease):
+                    return  # another replica started it first
+            except Exception as exc:  # noqa: BLE001 - the store is failing over: next round
+                log.error("job_start_failed", error=f"{type(exc).__name__}: {exc}")
+                return
+            self._keeper.hold(job.id)
+            try:
+                status, error = await self._execute(job)
+            finally:
+                self._keeper.release(job.id)  # before the end is written (see LeaseKeeper)
+            if status == "lost":
+                return  # the replica that took it over writes its end (and owes its webhook)
+            hook = job.webhook_url if status != "interrupted" else None
+            if hook and self.webhooks is not None:  # owed before the end is written: a crash
+                await asyncio.to_thread(self.webhooks.expect, job.id, hook)  # keeps it owed
+            try:
+                record = self.store.finish(job.id, status, error, self.lease)
+            except (LeaseLost, StoreUnavailable) as exc:  # still down: once its lease expires,
+                log.warning("job_end_not_written", status=status, error=str(exc))
+                return  # a replica's recovery takes the job over and it resumes
             self._update_gauges()
             if status != "interrupted":
                 log.info("job_ended", status=status, items_done=record.items_done)
                 if self.metrics is not None:
                     self.metrics.jobs_finished.labels(record.graph, status).inc()
-                if record.webhook_url and not self._stopping:
-                    await deliver_webhook(
-                        record.webhook_url,
-                        job_view(record),
-                        secret=self._webhook_secret,
-                        timeout_s=self._webhook_timeout_s,
-                    )
+                if hook and self.webhooks is not None:
+                    await asyncio.to_thread(self.webhooks.ready, job.id, job_view(record))
+
+    async def _execute(self, job: JobRecord) -> tuple[str, dict[str, str] | None]:
+        """Plan (if a task), start the workers and run the chunks; ``(status, error)``, where
+        ``lost`` means another replica took the job over (this one writes nothing more)."""
+        try:
+            self._update_gauges()
+            graph = await self._graph_for(job)
+            assert self._start_lock is not None
+            async with self._start_lock:  # two jobs must not start the same workers twice
+                await self.runtime.executor.start(graph.resolved.skills)
+            await self._run_chunks(job, graph)
+            return "succeeded", None
+        except asyncio.CancelledError:
+            if job.id in self._lost_jobs:
+                return "lost", None
+            if job.id in self._cancelling:
+                return "cancelled", None
+            log.info("job_interrupted")
+            return "interrupted", None
+        except LeaseLost as exc:  # a chunk commit was refused: another replica has the job
+            log.warning("job_lease_lost", error=str(exc))
+            return "lost", None
+        except StoreUnavailable as exc:  # the database failed over mid-job: park it, resume
+            log.warning("job_store_unavailable", error=str(exc))
+            return "interrupted", None
+        except OrchestratorError as exc:
+            log.error("job_failed", code=exc.code, error=str(exc))
+            return "failed", {"code": exc.code, "message": str(exc)}
+        except Exception as exc:
+            log.exception("job_crashed")
+            return "failed", {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
 
     async def _graph_for(self, job: JobRecord) -> CompiledGraph:
         if job.spec_yaml is not None:
@@ -540,7 +627,7 @@ class JobManager:
             seconds=seconds,
             wall_s=wall(),
         )
-        await asyncio.to_thread(self.store.commit_chunk, job.id, outcome)
+        await asyncio.to_thread(self.store.commit_chunk, job.id, outcome, self.lease)
         if checkpoints is not None:  # committed: the chunk's step checkpoints are not needed
             from orchestrator.store.checkpoints import chunk_thread
 
@@ -589,6 +676,15 @@ def job_view(job: JobRecord) -> dict[str, Any]:
         "kept_accuracy": round(score.get("kept_correct", 0) / kept, 4) if kept else None,
         "error": job.error,
     }
+
+
+def final_view(store: Store, job_id: str) -> dict[str, Any] | None:
+    """The job's view once it has ended, None while it has not (the webhook queue's
+    ``view_of``); UnknownJob when it is gone."""
+    job = store.get(job_id)
+    if job is None:
+        raise UnknownJob(f"no job {job_id}")
+    return job_view(job) if job.terminal else None
 
 
 def _iso(ts: float | None) -> str | None:

@@ -7,7 +7,10 @@ event loop and the job runner's thread update the same objects.
 Names (all prefixed ``orchestrator_``): ``jobs_submitted_total``, ``jobs_finished_total``,
 ``jobs_active``, ``items_pending``, ``items_total`` (by outcome), ``chunk_seconds``,
 ``invoke_seconds``, ``http_requests_total``, ``http_request_seconds``, ``escalations_total``,
-``llm_calls_total``, ``llm_tokens_total`` (by kind), ``rejected_total`` (back-pressure 429s).
+``llm_calls_total``, ``llm_tokens_total`` (by kind), ``rejected_total`` (back-pressure 429s),
+``refused_total`` (every request refused before it ran, by reason: ``host`` 400, ``key`` 401,
+``size`` 413, ``limit`` 429; counted by the request gate, whoever answered),
+``webhooks_total`` (webhook attempts by outcome: ``delivered``, ``failed``, ``gave_up``).
 """
 
 from __future__ import annotations
@@ -77,6 +80,16 @@ class ServiceMetrics:
         )
         self.rejected = Counter(
             p + "rejected", "Requests refused by back-pressure (429)", ["reason"], registry=r
+        )
+        self.refused = Counter(
+            p + "refused",
+            "Requests refused before they ran: untrusted Host, no valid key, too large, over a "
+            "limit or quota",
+            ["reason"],
+            registry=r,
+        )
+        self.webhooks = Counter(
+            p + "webhooks", "Webhook attempts by outcome", ["outcome"], registry=r
         )
 
     def add_ledger(self, graph: str, ledger: Ledger) -> None:

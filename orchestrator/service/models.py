@@ -151,12 +151,18 @@ FIELDS_TEXT = (
 )
 
 
-def webhook_pattern(hosts: list[str] | None) -> str:
-    """The regex a webhook URL must match (only the allowed hosts, when a list is configured)."""
-    if hosts is None:
-        return r"^https?://[A-Za-z0-9.:\[\]-]{1,255}(/[!-~]{0,2000})?$"
-    names = "|".join(re.escape(h) for h in hosts) or "(?!)"
-    return rf"^https?://({names})(:[0-9]{{1,5}})?(/[!-~]{{0,2000}})?$"
+def webhook_pattern(hosts: list[str]) -> str:
+    """The regex a webhook URL must match: only the allowed hosts when they are all plain names
+    or addresses (wildcards and networks: any host; the policy checks it on submission)."""
+    if any("*" in h or "/" in h for h in hosts):
+        names = r"[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]"
+    else:
+        names = "|".join(re.escape(h) for h in hosts) or "(?!)"
+    return rf"^https?://({names})({_PORT})?(/[!-~]{{0,2000}})?$"
+
+
+#: ``:1`` to ``:65535``: a URL the schema admits must also parse
+_PORT = r":(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
 
 
 def submit_body(graphs: list[str], hooks: str) -> dict[str, Any]:

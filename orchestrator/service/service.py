@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import os
 from collections import Counter
@@ -30,9 +31,11 @@ from orchestrator.runtime.runtime import Runtime
 from orchestrator.runtime.turns import TurnRunner
 from orchestrator.service.auth import KeyRing
 from orchestrator.service.erasure import purge_expired
-from orchestrator.service.jobs import JobManager
+from orchestrator.service.jobs import JobManager, final_view
 from orchestrator.service.metrics import ServiceMetrics
 from orchestrator.service.settings import ServiceSettings
+from orchestrator.service.webhook_policy import WebhookPolicy
+from orchestrator.service.webhook_queue import WebhookQueue
 from orchestrator.store.location import open_store
 from orchestrator.telemetry.logs import get_logger
 
@@ -64,8 +67,21 @@ class Service:
             graphs_dir=settings.graphs_dir,
             limits=settings.limits,
             metrics=self.metrics,
-            webhook_secret=_env(settings.webhook_secret_env),
-            webhook_timeout_s=settings.webhook_timeout_s,
+            replica_id=settings.replica_id,
+            lease_s=settings.job_lease_s,
+            lease_renew_s=settings.job_lease_renew_s,
+            max_chunk_starts=settings.max_chunk_starts,
+            webhooks=WebhookQueue(
+                settings.store_location,
+                policy=WebhookPolicy(settings.webhook_hosts),
+                secret=_env(settings.webhook_secret_env),
+                timeout_s=settings.webhook_timeout_s,
+                max_attempts=settings.webhook_max_attempts,
+                backoff_s=settings.webhook_backoff_s,
+                concurrency=settings.webhook_concurrency,
+                view_of=functools.partial(final_view, self.store),
+                metrics=self.metrics,
+            ),
         )
         self.turns = TurnRunner(self.jobs.graph)
         #: real-time turns being answered now (the route and the fast path both count them)
@@ -88,6 +104,8 @@ class Service:
             except Exception as exc:  # noqa: BLE001 - /readyz reports it; jobs fail with it
                 log.error("ray_unavailable", error=f"{type(exc).__name__}: {exc}")
         self.jobs.start()
+        assert self.jobs.webhooks is not None
+        self.jobs.webhooks.start()  # after the jobs' recovery: owed deliveries resume
         if self.settings.retention_days is not None:
             self._retention = asyncio.create_task(self._purge_every(_PURGE_EVERY_S))
         for name in self.settings.warm_graphs:
@@ -124,6 +142,8 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._retention
         await run_in_threadpool(self.jobs.stop)
+        if self.jobs.webhooks is not None:
+            await run_in_threadpool(self.jobs.webhooks.close)
         await self.turns.close()
         if self.owns_runtime:
             await run_in_threadpool(self.runtime.close)

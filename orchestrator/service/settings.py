@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.config import Settings
 from orchestrator.errors import ConfigError
 from orchestrator.service.auth import ApiKey, new_key
 from orchestrator.service.limits import Limits
+from orchestrator.service.webhook_policy import WebhookPolicy
 
 __all__ = ["ServiceSettings", "default_graphs_dir", "ensure_admin_key", "load_service_settings"]
 
@@ -108,10 +109,23 @@ class ServiceSettings(Limits):
     webhook_secret_env: str | None = Field(
         default=None, description="env var holding the HMAC key that signs webhooks"
     )
-    webhook_hosts: list[str] | None = Field(
-        default=None, description="hosts webhooks may target (None: any); guards against SSRF"
+    webhook_hosts: list[str] = Field(
+        default_factory=list,
+        description="where webhooks may go (empty: nowhere, webhooks are off): host names "
+        "('hooks.example.com'), '*.example.com', '*' (any public host), addresses or networks "
+        "('10.0.0.0/24'). Private, loopback and link-local addresses only when listed by exact "
+        "name or address; guards against SSRF",
     )
     webhook_timeout_s: float = Field(default=5.0, gt=0, description="per webhook attempt")
+    webhook_max_attempts: int = Field(
+        default=8, ge=1, description="tries of one delivery before it is given up"
+    )
+    webhook_backoff_s: float = Field(
+        default=2.0, gt=0, description="wait after a delivery's first failed try; doubles each time"
+    )
+    webhook_concurrency: int = Field(
+        default=8, ge=1, description="webhook deliveries in flight at once"
+    )
     # Open by default, on purpose: /metrics holds counts and latencies per route and graph, the
     # docs the API's shape and graph names (which a 422 for an unknown graph lists anyway);
     # neither carries an item, a result or a key, and the service binds loopback by default.
@@ -121,6 +135,47 @@ class ServiceSettings(Limits):
     docs_public: bool = Field(
         default=True, description="False: /docs, /redoc and /openapi.json need a valid key"
     )
+
+    @field_validator("webhook_hosts")
+    @classmethod
+    def _webhook_hosts(cls, value: list[str]) -> list[str]:
+        try:
+            WebhookPolicy(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    replica_id: str | None = Field(
+        default=None,
+        max_length=200,
+        description="this replica's id in job leases. A stable id per replica (a pod name) lets "
+        "a restarted replica take back its own running jobs at once, instead of after "
+        "job_lease_s; two live replicas must never share one. None: a new id every start",
+    )
+    job_lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="how long a running job (or an upload arriving) stays this replica's "
+        "without a renewal; after that another replica may take it over",
+    )
+    job_lease_renew_s: float = Field(
+        default=10.0, gt=0, description="how often leases are renewed (less than job_lease_s)"
+    )
+    max_chunk_starts: int = Field(
+        default=3,
+        ge=1,
+        description="a job whose chunk was started this many times without finishing (the "
+        "service died in it each time) is failed as a crash loop instead of run again",
+    )
+
+    @model_validator(mode="after")
+    def _renew_within_lease(self) -> ServiceSettings:
+        if self.job_lease_renew_s >= self.job_lease_s:
+            raise ValueError(
+                f"job_lease_renew_s ({self.job_lease_renew_s}) must be less than job_lease_s "
+                f"({self.job_lease_s}), e.g. a third of it, or leases expire between renewals"
+            )
+        return self
 
     @property
     def limits(self) -> Limits:

@@ -25,14 +25,16 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
+from orchestrator.errors import WebhookRefused
 from orchestrator.service.auth import Principal
 from orchestrator.service.gate import BodyTooLarge
 from orchestrator.service.inline_items import check_inline_items
 from orchestrator.service.jobs import inline_items, jsonl_items
-from orchestrator.service.models import FIELDS_TEXT, JobRequest, webhook_pattern
+from orchestrator.service.models import FIELDS_TEXT, JobRequest
 from orchestrator.service.problems import ApiError, field_errors, invalid_fields
 from orchestrator.service.service import Service
 from orchestrator.service.settings import ServiceSettings
+from orchestrator.service.webhook_policy import WebhookPolicy
 from orchestrator.store.item import Item
 from orchestrator.store.jobs import JobRecord
 
@@ -129,8 +131,11 @@ def _check_job_request(job: JobRequest, settings: ServiceSettings) -> None:
         raise reject("body.fields", "a task needs 'fields': the items' fields and their types")
     if job.graph is not None and job.fields is not None:
         raise reject("body.fields", "'fields' goes with 'task'; a graph declares its own inputs")
-    if job.webhook_url and not re.match(webhook_pattern(settings.webhook_hosts), job.webhook_url):
-        raise reject("body.webhook_url", "webhooks may only target the configured webhook_hosts")
+    if job.webhook_url:
+        try:
+            WebhookPolicy(settings.webhook_hosts).check_url(job.webhook_url)
+        except WebhookRefused as exc:
+            raise reject("body.webhook_url", str(exc)) from None
 
 
 def _upload_file(form: FormData) -> UploadFile:

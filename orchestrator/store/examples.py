@@ -19,10 +19,12 @@ from typing import Any
 
 from orchestrator.config.locations import db_location
 from orchestrator.store.location import open_db
+from orchestrator.store.migrations import Schema
 
 __all__ = ["Example", "ExampleStore"]
 
-_SCHEMA = """
+#: version 1: the table as it stood before versions (see orchestrator.store.migrations)
+_V1 = """
 CREATE TABLE IF NOT EXISTS examples (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     skill TEXT NOT NULL,          -- name@version that was unsure
@@ -35,6 +37,7 @@ CREATE TABLE IF NOT EXISTS examples (
 );
 CREATE INDEX IF NOT EXISTS examples_skill ON examples (skill);
 """
+_SCHEMA = Schema("examples", [_V1])
 
 
 @dataclass(frozen=True)

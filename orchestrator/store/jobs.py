@@ -5,7 +5,12 @@ so a job of any size never sits in memory. A chunk's results, its completion rec
 counters and ledger commit in **one transaction** keyed by ``(job_id, chunk_index)``: after a
 crash, a chunk is either wholly committed (and never run again) or not at all (and run again), so
 every item ends with exactly one result. ``chunk_runs`` records every start of a chunk, which is
-how tests (and operators) see that finished chunks were not re-run.
+how tests (and operators) see that finished chunks were not re-run, and how :meth:`Store.recover`
+spots a chunk that crashes the service every time (a crash loop).
+
+Replicas share the store: a running job or an upload in progress is held under a lease
+(:mod:`orchestrator.store.leases`), taken over only once it expired (:mod:`.recovery`). The tables
+come from versioned migrations (:mod:`orchestrator.store.jobs_schema`).
 
 Example::
 
@@ -36,15 +41,20 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
 from orchestrator.accounting.ledger import Ledger
 from orchestrator.accounting.result import ItemResult
+from orchestrator.errors import LeaseLost
 from orchestrator.store.item import Item
+from orchestrator.store.jobs_schema import JOBS_SCHEMA
+from orchestrator.store.leases import Lease
+from orchestrator.store.migrations import Dialect, Run, migrate
 from orchestrator.store.private_file import create_private
+from orchestrator.store.recovery import Recovery, recover_in
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -52,6 +62,7 @@ __all__ = [
     "ChunkOutcome",
     "JobDraft",
     "JobRecord",
+    "Recovery",
     "Store",
     "ledger_from_raw",
     "ledger_to_raw",
@@ -63,67 +74,6 @@ __all__ = [
 ACTIVE_STATUSES = ("receiving", "pending", "running", "interrupted")
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
 
-JOBS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id               TEXT PRIMARY KEY,
-    owner            TEXT NOT NULL,
-    idempotency_key  TEXT,
-    request_sha256   TEXT NOT NULL,
-    graph            TEXT NOT NULL,
-    spec_yaml        TEXT,
-    task             TEXT,
-    fields           TEXT,
-    status           TEXT NOT NULL,
-    chunk_size       INTEGER NOT NULL,
-    items_total      INTEGER NOT NULL DEFAULT 0,
-    items_done       INTEGER NOT NULL DEFAULT 0,
-    chunks_done      INTEGER NOT NULL DEFAULT 0,
-    ledger           TEXT,
-    score            TEXT,
-    error            TEXT,
-    webhook_url      TEXT,
-    cancel_requested INTEGER NOT NULL DEFAULT 0,
-    created_at       REAL NOT NULL,
-    started_at       REAL,
-    finished_at      REAL,
-    UNIQUE (owner, idempotency_key)
-);
-CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
-CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at);
-CREATE TABLE IF NOT EXISTS job_items (
-    job_id      TEXT NOT NULL,
-    idx         INTEGER NOT NULL,
-    body        TEXT,
-    parse_error TEXT,
-    line        INTEGER,
-    PRIMARY KEY (job_id, idx)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS job_results (
-    job_id      TEXT NOT NULL,
-    idx         INTEGER NOT NULL,
-    chunk_index INTEGER NOT NULL,
-    ok          INTEGER NOT NULL,
-    result      TEXT NOT NULL,
-    PRIMARY KEY (job_id, idx)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS job_chunks (
-    job_id      TEXT NOT NULL,
-    chunk_index INTEGER NOT NULL,
-    items       INTEGER NOT NULL,
-    succeeded   INTEGER NOT NULL,
-    seconds     REAL NOT NULL,
-    finished_at REAL NOT NULL,
-    PRIMARY KEY (job_id, chunk_index)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS chunk_runs (
-    id          INTEGER PRIMARY KEY,
-    job_id      TEXT NOT NULL,
-    chunk_index INTEGER NOT NULL,
-    started_at  REAL NOT NULL,
-    pid         INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS chunk_runs_job ON chunk_runs (job_id, chunk_index);
-"""
 
 _JOB_COLUMNS = (
     "id, owner, idempotency_key, request_sha256, graph, spec_yaml, task, fields, status, "
@@ -206,10 +156,15 @@ class Connection(Protocol):
 
 
 class Store:
-    """Jobs and results in one SQLite file; safe to use from any thread."""
+    """Jobs and results in one SQLite file; safe to use from any thread.
+
+    The calls that start or continue work take an optional :class:`Lease` (the job service
+    always passes one): the job is then held by that replica, and the writes that only its holder
+    may make are refused with :class:`LeaseLost` once another replica took it over."""
 
     #: what a unique-key clash raises (an idempotency key seen before, a chunk committed twice)
     integrity_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
+    dialect: Dialect = "sqlite"
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -219,10 +174,7 @@ class Store:
         self._all_lock = threading.Lock()
         db = self._db()
         db.execute("PRAGMA journal_mode=WAL")
-        with self._write() as tx:
-            for statement in JOBS_SCHEMA.split(";"):
-                if statement.strip():
-                    tx.execute(statement)
+        migrate(self._transaction, self.dialect, JOBS_SCHEMA)
 
     # -- connections -------------------------------------------------------------------------
 
@@ -251,6 +203,12 @@ class Store:
             raise
         db.execute("COMMIT")
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Run]:
+        """A write transaction as ``run(sql, params) -> rows`` (what migrations take)."""
+        with self._write() as db:
+            yield lambda sql, params=(): _rows(db.execute(sql, params))
+
     @property
     def location(self) -> str:
         """Where the store is, for messages (a path, or a database without its password)."""
@@ -270,8 +228,9 @@ class Store:
 
     # -- submission ---------------------------------------------------------------------------
 
-    def create_job(self, draft: JobDraft) -> tuple[JobRecord, bool]:
-        """Insert a job in ``receiving``; with a known idempotency key, the existing job instead.
+    def create_job(self, draft: JobDraft, lease: Lease | None = None) -> tuple[JobRecord, bool]:
+        """Insert a job in ``receiving`` (held by ``lease`` while its items arrive); with a known
+        idempotency key, the existing job instead.
 
         Returns ``(job, created)``.
         """
@@ -280,8 +239,8 @@ class Store:
             with self._write() as db:
                 db.execute(
                     "INSERT INTO jobs (id, owner, idempotency_key, request_sha256, graph, spec_yaml,"
-                    " task, fields, status, chunk_size, webhook_url, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'receiving', ?, ?, ?)",
+                    " task, fields, status, chunk_size, webhook_url, created_at, lease_owner,"
+                    " lease_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'receiving', ?, ?, ?, ?, ?)",
                     (
                         job_id,
                         draft.owner,
@@ -294,6 +253,7 @@ class Store:
                         draft.chunk_size,
                         draft.webhook_url,
                         time.time(),
+                        *_lease_values(lease),
                     ),
                 )
         except self.integrity_errors:
@@ -318,11 +278,15 @@ class Store:
         )
         return _job(row) if row else None
 
-    def add_items(self, job_id: str, items: Iterable[Item]) -> None:
+    def add_items(self, job_id: str, items: Iterable[Item], lease: Lease | None = None) -> None:
         """Append items to a job being received (call it per batch of a few thousand). The job's
-        ``items_total`` grows with each batch, so :meth:`load` counts an upload while it streams."""
+        ``items_total`` grows with each batch, so :meth:`load` counts an upload while it streams.
+        With ``lease``, each batch renews it, and raises :class:`LeaseLost` when the upload was
+        dropped meanwhile."""
         rows = [(job_id, i.index, i.body(), i.parse_error, i.line) for i in items]
         with self._write() as db:
+            if lease is not None:
+                _hold(db, job_id, lease, "receiving")
             db.executemany(
                 "INSERT INTO job_items (job_id, idx, body, parse_error, line) VALUES (?, ?, ?, ?, ?)",
                 rows,
@@ -335,7 +299,7 @@ class Store:
         """The items are all stored: the job becomes ``pending`` and can be scheduled."""
         with self._write() as db:
             db.execute(
-                "UPDATE jobs SET status = 'pending', items_total = ? WHERE id = ?",
+                f"UPDATE jobs SET status = 'pending', items_total = ?, {_NO_LEASE} WHERE id = ?",
                 (items_total, job_id),
             )
         return self._must(job_id)
@@ -343,9 +307,7 @@ class Store:
     def discard_job(self, job_id: str) -> None:
         """Forget a job whose submission did not complete (rejected or aborted upload)."""
         with self._write() as db:
-            for table in ("job_items", "job_results", "job_chunks", "chunk_runs"):
-                db.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
-            db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            _discard(db, job_id)
 
     def delete_job(self, job_id: str) -> None:
         """Forget a job with its items, results, chunks and chunk runs (``DELETE /v1/jobs/{id}``,
@@ -378,24 +340,33 @@ class Store:
 
     # -- running ------------------------------------------------------------------------------
 
-    def recover(self) -> tuple[int, int]:
-        """At start-up: jobs left ``running`` become ``interrupted`` (to resume), half-received
-        uploads are dropped. Returns ``(interrupted, dropped)``."""
+    def recover(
+        self, *, reclaim: str | None = None, max_chunk_starts: int | None = None
+    ) -> Recovery:
+        """Take over the work of replicas that died: jobs ``running`` under an expired lease (or
+        none) become ``interrupted`` to resume, or ``failed`` after ``max_chunk_starts`` starts
+        of one chunk (a crash loop); uploads ``receiving`` under an expired lease are dropped.
+        ``reclaim``: a replica id whose leases count as expired (its own previous run). Live
+        leases are left alone. See :mod:`orchestrator.store.recovery`."""
         with self._write() as db:
-            db.execute(  # a cancel that arrived just before the crash still counts
-                "UPDATE jobs SET status = 'cancelled', finished_at = ?"
-                " WHERE status = 'running' AND cancel_requested = 1",
-                (time.time(),),
-            )
-            interrupted = db.execute(
-                "UPDATE jobs SET status = 'interrupted' WHERE status = 'running'"
-            ).rowcount
-        dropped = [
-            r[0] for r in self._db().execute("SELECT id FROM jobs WHERE status = 'receiving'")
-        ]
-        for job_id in dropped:
-            self.discard_job(job_id)
-        return interrupted, len(dropped)
+            recovery, uploads = recover_in(db, reclaim=reclaim, max_chunk_starts=max_chunk_starts)
+            for job_id in uploads:
+                _discard(db, job_id)
+        return recovery
+
+    def renew(self, lease: Lease, job_ids: Collection[str]) -> set[str]:
+        """Extend ``lease`` on those of ``job_ids`` it still holds (running or receiving); their
+        ids. A job missing from the answer was taken over by another replica (or has ended)."""
+        ids = list(job_ids)
+        if not ids:
+            return set()
+        with self._write() as db:
+            rows = db.execute(
+                "UPDATE jobs SET lease_expires_at = ? WHERE lease_owner = ?"
+                f" AND status IN ('running', 'receiving') AND id IN ({_marks(ids)}) RETURNING id",
+                (lease.expiry(), lease.owner, *ids),
+            ).fetchall()
+        return {r[0] for r in rows}
 
     def runnable(self, limit: int, exclude: Iterable[str] = ()) -> list[JobRecord]:
         """Up to ``limit`` jobs waiting to run (interrupted first, then oldest first)."""
@@ -417,13 +388,15 @@ class Store:
                 (graph, spec_yaml, json.dumps(_add_raw(raw, ledger_to_raw(ledger))), job_id),
             )
 
-    def mark_running(self, job_id: str) -> bool:
-        """``pending``/``interrupted`` -> ``running``; False if the job is no longer waiting."""
+    def mark_running(self, job_id: str, lease: Lease | None = None) -> bool:
+        """``pending``/``interrupted`` -> ``running`` (held by ``lease``); False if the job is no
+        longer waiting (another replica started it first)."""
         with self._write() as db:
             changed = db.execute(
-                "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?)"
+                "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?),"
+                " lease_owner = ?, lease_expires_at = ?"
                 " WHERE id = ? AND status IN ('pending', 'interrupted') AND cancel_requested = 0",
-                (time.time(), job_id),
+                (time.time(), *_lease_values(lease), job_id),
             ).rowcount
         return bool(changed)
 
@@ -459,10 +432,12 @@ class Store:
         )
         return {r[0]: r[1] for r in rows}
 
-    def commit_chunk(self, job_id: str, outcome: ChunkOutcome) -> None:
+    def commit_chunk(self, job_id: str, outcome: ChunkOutcome, lease: Lease | None = None) -> None:
         """Results, completion record, counters and ledger of one chunk, in one transaction.
 
         A chunk already committed raises IntegrityError (it must never run twice to completion).
+        With ``lease``: :class:`LeaseLost` (and nothing written) when another replica took the
+        job over; the commit renews the lease otherwise.
         """
         ok = sum(1 for r in outcome.results if r.ok)
         rows = [
@@ -476,6 +451,8 @@ class Store:
             for i, r in enumerate(outcome.results)
         ]
         with self._write() as db:
+            if lease is not None:
+                _hold(db, job_id, lease, "running")
             db.execute(
                 "INSERT INTO job_chunks (job_id, chunk_index, items, succeeded, seconds,"
                 " finished_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -498,12 +475,22 @@ class Store:
                 (len(rows), json.dumps(raw), json.dumps(dict(score)), job_id),
             )
 
-    def finish(self, job_id: str, status: str, error: dict[str, str] | None = None) -> JobRecord:
-        """Close a job (``succeeded``, ``failed``, ``cancelled``) or park it (``interrupted``)."""
+    def finish(
+        self,
+        job_id: str,
+        status: str,
+        error: dict[str, str] | None = None,
+        lease: Lease | None = None,
+    ) -> JobRecord:
+        """Close a job (``succeeded``, ``failed``, ``cancelled``) or park it (``interrupted``),
+        and free its lease. With ``lease``: :class:`LeaseLost` (nothing written) when another
+        replica took the job over."""
         finished = time.time() if status in TERMINAL_STATUSES else None
         with self._write() as db:
+            if lease is not None:
+                _hold(db, job_id, lease, "running")
             db.execute(
-                "UPDATE jobs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
+                f"UPDATE jobs SET status = ?, error = ?, finished_at = ?, {_NO_LEASE} WHERE id = ?",
                 (status, json.dumps(error) if error else None, finished, job_id),
             )
         return self._must(job_id)
@@ -701,6 +688,39 @@ def _add_raw(base: dict[str, Any] | None, delta: dict[str, Any]) -> dict[str, An
 def _read_ledger(db: Connection, job_id: str) -> dict[str, Any] | None:
     row = db.execute("SELECT ledger FROM jobs WHERE id = ?", (job_id,)).fetchone()
     return json.loads(row[0]) if row and row[0] else None
+
+
+_NO_LEASE = "lease_owner = NULL, lease_expires_at = NULL"
+
+
+def _lease_values(lease: Lease | None) -> tuple[str | None, float | None]:
+    return (lease.owner, lease.expiry()) if lease is not None else (None, None)
+
+
+def _hold(db: Connection, job_id: str, lease: Lease, status: str) -> None:
+    """Renew ``lease`` on a job in ``status`` inside the caller's write transaction, or raise
+    :class:`LeaseLost`: the fence in front of every write only the holder may make."""
+    held = db.execute(
+        "UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND status = ?",
+        (lease.expiry(), job_id, lease.owner, status),
+    ).rowcount
+    if not held:
+        raise LeaseLost(
+            f"job {job_id} is no longer held by this replica ({lease.owner}): its lease expired "
+            "and another replica took it over, so this one stops. If this happens without a "
+            "replica dying, the job_lease_s setting is too short for this store's pauses"
+        )
+
+
+def _discard(db: Connection, job_id: str) -> None:
+    for table in ("job_items", "job_results", "job_chunks", "chunk_runs"):
+        db.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
+    db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+
+def _rows(cursor: Any) -> list[tuple[Any, ...]]:
+    """A cursor's rows; none for a statement that returns none (psycopg would raise)."""
+    return [tuple(r) for r in cursor.fetchall()] if cursor.description is not None else []
 
 
 def _marks(values: Sequence[Any]) -> str:

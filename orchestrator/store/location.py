@@ -12,6 +12,7 @@ from typing import Any
 from orchestrator.config.locations import is_postgres, sqlite_path
 from orchestrator.errors import ConfigError
 from orchestrator.store.jobs import Store
+from orchestrator.store.migrations import Schema
 from orchestrator.store.sqlite_file import SQLiteFile
 
 __all__ = ["open_db", "open_store"]
@@ -32,10 +33,11 @@ def open_store(url_or_path: str | Path) -> Store:
     return Store(sqlite_path(text))
 
 
-def open_db(location: Path | str, schema: str) -> Any:
+def open_db(location: Path | str, schema: Schema | str) -> Any:
     """The tables of ``schema`` in a SQLite file (a path or ``sqlite:///path``) or, for a
-    ``postgresql://`` URL, in that database (:class:`~orchestrator.store.postgres.PostgresFile`).
-    Both answer ``execute`` / ``executemany`` / ``close`` alike; the SQL must be portable."""
+    ``postgresql://`` URL, in that database (:class:`~orchestrator.store.postgres.PostgresFile`),
+    migrated to its latest version (:mod:`orchestrator.store.migrations`). Both answer
+    ``execute`` / ``executemany`` / ``transaction`` / ``close`` alike; the SQL must be portable."""
     if is_postgres(location):
         from orchestrator.store.postgres import PostgresFile
 

@@ -4,12 +4,20 @@ Selected by a ``postgresql://`` store URL (``orchestrator serve --store-url`` or
 settings' ``store_url``), for services whose replicas share one database. Needs the ``postgres``
 extra (``pip install 'orchestrator[postgres]'``: psycopg 3).
 
-The queries are the SQLite store's, written with ``?`` placeholders and portable SQL; the adapter
-below rewrites placeholders for psycopg. Write transactions take one transaction-scoped advisory
-lock first, the counterpart of SQLite's ``BEGIN IMMEDIATE``: the read-modify-write of a job's
-ledger when two of its chunks commit at once is serialised, never lost. Types differ where SQLite
-is lax: timestamps are ``DOUBLE PRECISION`` (Postgres' ``REAL`` is 4 bytes), the chunk-run id a
-``BIGSERIAL``.
+The queries are the SQLite store's, written with ``?`` placeholders and portable SQL;
+:func:`~orchestrator.store.sql_text.to_pyformat` converts them for psycopg (never inside a string
+literal or a comment). The tables come from the same migrations as on SQLite
+(:mod:`orchestrator.store.migrations`), with Postgres' types: timestamps are ``DOUBLE PRECISION``
+(Postgres' ``REAL`` is 4 bytes), row ids ``BIGSERIAL``. Write transactions take one
+transaction-scoped advisory lock first, the counterpart of SQLite's ``BEGIN IMMEDIATE``: the
+read-modify-write of a job's ledger when two of its chunks commit at once is serialised, never
+lost.
+
+Connections survive a failover or a restart of the database: a connection found dead is dropped
+and replaced, and the statement is tried once more on the fresh one when that is safe — a read
+outside a transaction, or a transaction whose ``BEGIN`` failed (nothing of it ran). A connection
+that dies in the middle of a transaction is replaced too, but that transaction fails: it may or
+may not have committed, and only its caller knows whether running it again is right.
 """
 
 from __future__ import annotations
@@ -19,19 +27,15 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from orchestrator.errors import ConfigError
+from orchestrator.errors import ConfigError, StoreUnavailable
 from orchestrator.store.jobs import JOBS_SCHEMA, Connection, Store
+from orchestrator.store.migrations import Run, Schema, migrate, postgres_types
+from orchestrator.store.sql_text import to_pyformat
 
-__all__ = ["PostgresStore"]
+__all__ = ["PostgresConnection", "PostgresFile", "PostgresStore"]
 
 #: any constant: the store's writers queue on this advisory lock (within one database)
 _WRITE_LOCK = 0x0C4E57
-_TYPES = (
-    (" WITHOUT ROWID", ""),
-    ("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY"),
-    ("INTEGER PRIMARY KEY,", "BIGSERIAL PRIMARY KEY,"),
-    (" REAL", " DOUBLE PRECISION"),
-)
 
 
 def public_location(url: str) -> str:
@@ -39,79 +43,182 @@ def public_location(url: str) -> str:
     return "postgresql://" + url.split("@")[-1]
 
 
-def postgres_schema(schema: str = JOBS_SCHEMA) -> str:
-    """A SQLite schema (the job store's by default) with Postgres' types."""
-    for sqlite_type, postgres_type in _TYPES:
-        schema = schema.replace(sqlite_type, postgres_type)
-    return schema
+def _connect(url: str) -> Any:
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True, connect_timeout=10)
+
+
+class PostgresConnection:
+    """One autocommit psycopg connection that takes ``?`` placeholders and replaces itself when
+    the server dropped it (see the module docstring for what is retried). Not thread-safe: one
+    per thread, or one behind a lock."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._conn: Any = _connect(url)
+
+    @property
+    def conn(self) -> Any:
+        """The live psycopg connection (a fresh one if the last one broke)."""
+        import psycopg
+
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self.drop()
+            try:
+                self._conn = _connect(self.url)
+            except psycopg.OperationalError as exc:
+                raise self._unavailable(exc) from exc
+        return self._conn
+
+    def _unavailable(self, exc: Exception) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"the Postgres store at {public_location(self.url)} dropped the connection and did "
+            f"not answer again ({type(exc).__name__}: {str(exc).strip()}); a failover or a "
+            "restart? The next call reconnects; check the database if it goes on"
+        )
+
+    def _lost(self, conn: Any) -> bool:
+        return bool(conn.broken or conn.closed)
+
+    def drop(self) -> None:
+        """Close the connection (it is dead, or the store closes); the next use opens another."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def execute(self, sql: str, params: Sequence[Any] = (), /) -> Any:
+        """Run one statement; its cursor. A read outside a transaction is tried twice."""
+        import psycopg
+
+        conn = self.conn
+        idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        try:
+            return conn.execute(to_pyformat(sql), tuple(params))
+        except psycopg.OperationalError as exc:
+            if not self._lost(conn):
+                raise  # the server answered (a lock timeout, a cancel): not ours to retry
+            if not (idle and _is_read(sql)):
+                raise self._unavailable(exc) from exc  # transaction() replaces the connection
+        self.drop()  # the server went away between two statements: once more, on a new one
+        try:
+            return self.conn.execute(to_pyformat(sql), tuple(params))
+        except psycopg.OperationalError as exc:
+            raise self._unavailable(exc) from exc
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]], /) -> Any:
+        cursor = self.conn.cursor()
+        cursor.executemany(to_pyformat(sql), [tuple(r) for r in rows])
+        return cursor
+
+    @contextlib.contextmanager
+    def transaction(self, lock: int | None = None) -> Iterator[PostgresConnection]:
+        """One transaction (after the advisory ``lock``, if given). When its ``BEGIN`` (or the
+        lock) fails on a dead connection, it starts again once on a fresh one."""
+        import psycopg
+
+        for attempt in (1, 2):
+            stack = contextlib.ExitStack()
+            try:
+                stack.enter_context(self.conn.transaction())
+                if lock is not None:
+                    self.execute("SELECT pg_advisory_xact_lock(?)", (lock,))
+                break
+            except (psycopg.OperationalError, StoreUnavailable) as exc:
+                with contextlib.suppress(Exception):
+                    stack.close()
+                self.drop()
+                if attempt == 2:
+                    if isinstance(exc, StoreUnavailable):
+                        raise
+                    raise self._unavailable(exc) from exc
+        conn = self._conn
+        try:
+            with stack:
+                yield self
+        except StoreUnavailable:
+            self.drop()  # died mid-transaction: the caller decides about running it again
+            raise
+        except psycopg.OperationalError as exc:  # in executemany, or at COMMIT
+            if conn is None or not self._lost(conn):
+                raise
+            self.drop()
+            raise self._unavailable(exc) from exc
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """One statement's rows (none for a write without RETURNING)."""
+        cursor = self.execute(sql, params)
+        return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
+
+
+def _is_read(sql: str) -> bool:
+    return sql.lstrip().upper().startswith("SELECT")
+
+
+def _unreachable(url: str, exc: Exception) -> ConfigError:
+    return ConfigError(f"cannot reach the Postgres store at {public_location(url)}: {exc}")
 
 
 class PostgresFile:
     """:class:`~orchestrator.store.sqlite_file.SQLiteFile`'s interface on a Postgres database: the
     audit log, plan cache, examples and review queue live next to the job store when it is on
-    Postgres. One autocommit connection behind a lock, like the SQLite file."""
+    Postgres. One connection behind a lock, like the SQLite file."""
 
-    def __init__(self, url: str, schema: str) -> None:
+    dialect = "postgres"
+
+    def __init__(self, url: str, schema: Schema | str) -> None:
         import psycopg
 
         self.url = url
-        try:
-            self._conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
-        except psycopg.OperationalError as exc:
-            raise ConfigError(
-                f"cannot reach the Postgres store at {public_location(url)}: {exc}"
-            ) from None
-        self._db = _Adapter(self._conn)
         self._lock = threading.Lock()
-        with self._lock, self._conn.transaction():
-            for statement in postgres_schema(schema).split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
+        try:
+            self._db = PostgresConnection(url)
+            if isinstance(schema, Schema):
+                migrate(self._transaction, "postgres", schema)
+            else:  # an unversioned script of CREATE ... IF NOT EXISTS (prefer a Schema)
+                with self._transaction() as run:
+                    for statement in postgres_types(schema).split(";"):
+                        if statement.strip():
+                            run(statement)
+        except psycopg.OperationalError as exc:
+            raise _unreachable(url, exc) from None
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Run one statement; its rows (empty for writes without RETURNING)."""
+        """Run one statement; its rows (empty for writes without RETURNING). A write runs as its
+        own transaction, so a dead connection found at its start is replaced and it runs once."""
         with self._lock:
-            cursor = self._db.execute(sql, params)
-            return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
+            if _is_read(sql):
+                return self._db.run(sql, params)
+            with self._db.transaction() as db:
+                return db.run(sql, params)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """Run one statement per row, in one transaction."""
-        with self._lock, self._conn.transaction():
-            self._db.executemany(sql, rows)
+        with self._lock, self._db.transaction() as db:
+            db.executemany(sql, rows)
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Any]:
+    def transaction(self) -> Iterator[Run]:
         """Several statements in one transaction (see ``SQLiteFile.transaction``)."""
-        with self._lock, self._conn.transaction():
+        with self._lock, self._db.transaction() as db:
+            yield db.run
 
-            def run(sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-                cursor = self._db.execute(sql, params)
-                return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
-
-            yield run
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Run]:
+        with self._db.transaction() as db:
+            yield db.run
 
     def close(self) -> None:
-        with self._lock, contextlib.suppress(Exception):
-            self._conn.close()
-
-
-class _Adapter:
-    """A psycopg connection behind the ``execute``/``executemany`` the store calls."""
-
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-
-    def execute(self, sql: str, params: Sequence[Any] = (), /) -> Any:
-        return self.conn.execute(sql.replace("?", "%s"), tuple(params))
-
-    def executemany(self, sql: str, rows: Iterable[Sequence[Any]], /) -> Any:
-        cursor = self.conn.cursor()
-        cursor.executemany(sql.replace("?", "%s"), [tuple(r) for r in rows])
-        return cursor
+        with self._lock:
+            self._db.drop()
 
 
 class PostgresStore(Store):
-    """Jobs and results in a Postgres database; safe to use from any thread."""
+    """Jobs and results in a Postgres database; safe to use from any thread (one connection per
+    thread, each replaced when the server drops it)."""
+
+    dialect = "postgres"
 
     def __init__(self, url: str) -> None:
         try:
@@ -127,33 +234,25 @@ class PostgresStore(Store):
         self._all: list[Any] = []
         self._all_lock = threading.Lock()
         try:
-            with self._write() as tx:
-                for statement in postgres_schema().split(";"):
-                    if statement.strip():
-                        tx.execute(statement)
+            migrate(self._transaction, "postgres", JOBS_SCHEMA)
         except psycopg.OperationalError as exc:
-            raise ConfigError(
-                f"cannot reach the Postgres store at {self.location}: {exc}"
-            ) from None
+            raise _unreachable(url, exc) from None
 
     def _db(self) -> Connection:
-        db: _Adapter | None = getattr(self._local, "db", None)
+        db: PostgresConnection | None = getattr(self._local, "db", None)
         if db is None:
-            import psycopg
-
-            db = _Adapter(psycopg.connect(self.url, autocommit=True, connect_timeout=10))
+            db = PostgresConnection(self.url)
             self._local.db = db
             with self._all_lock:
-                self._all.append(db.conn)
+                self._all.append(db)
         return db
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
         """One write transaction, serialised with the store's other writers."""
         db = self._db()
-        assert isinstance(db, _Adapter)
-        with db.conn.transaction():
-            db.execute("SELECT pg_advisory_xact_lock(?)", (_WRITE_LOCK,))
+        assert isinstance(db, PostgresConnection)
+        with db.transaction(lock=_WRITE_LOCK):
             yield db
 
     @property
@@ -165,8 +264,7 @@ class PostgresStore(Store):
 
     def close(self) -> None:
         with self._all_lock:
-            for conn in self._all:
-                with contextlib.suppress(Exception):
-                    conn.close()
+            for db in self._all:
+                db.drop()
             self._all.clear()
         self._local = threading.local()

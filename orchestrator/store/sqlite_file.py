@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from orchestrator.store.migrations import Schema, migrate
 from orchestrator.store.private_file import create_private
 
 __all__ = ["Run", "SQLiteFile"]
@@ -24,9 +25,13 @@ Run = Callable[..., list[tuple[Any, ...]]]
 
 
 class SQLiteFile:
-    """A SQLite file with ``schema`` applied (``CREATE ... IF NOT EXISTS`` statements)."""
+    """A SQLite file with ``schema`` migrated to its latest version
+    (:mod:`orchestrator.store.migrations`); a plain string is an unversioned script of
+    ``CREATE ... IF NOT EXISTS`` statements, run as it is (prefer a :class:`Schema`)."""
 
-    def __init__(self, path: Path | str, schema: str) -> None:
+    dialect = "sqlite"
+
+    def __init__(self, path: Path | str, schema: Schema | str) -> None:
         self.path = Path(path)
         create_private(self.path)
         self._lock = threading.Lock()
@@ -34,7 +39,10 @@ class SQLiteFile:
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(schema)
+            if not isinstance(schema, Schema):
+                self._db.executescript(schema)
+        if isinstance(schema, Schema):
+            migrate(self.transaction, "sqlite", schema)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one statement; its rows (empty for writes)."""

@@ -7,6 +7,8 @@
     GET /v1/dashboard/jobs           recent jobs: status, progress, ledger summary, savings
     GET /v1/dashboard/jobs/{id}      one job: its whole ledger, per skill version, and savings
     GET /v1/dashboard/escalation     escalation rate per skill version over time
+    GET /v1/dashboard/providers      provider bake-offs: each provider vs the small model on a
+                                     skill's unsure items (``orchestrator providers eval``)
 
 The JSON endpoints take the same keys and scope as the rest of the API (``jobs:read``): a key
 sees its own jobs, an admin key everybody's. The page also shows the review queue from
@@ -48,6 +50,7 @@ __all__ = [
     "JobDetail",
     "JobRow",
     "JobsPage",
+    "ProvidersView",
     "Savings",
     "router",
 ]
@@ -186,6 +189,36 @@ class EscalationView(BaseModel):
     series: list[RateSeries]
 
 
+class ProviderRow(BaseModel):
+    """One provider measured against a skill's small tiers on their unsure items."""
+
+    skill: str = Field(description="name@version of the step's skill")
+    provider: str
+    model: str
+    verdict: str = Field(description="pays | unproven | worse (worse: jobs keep the small answer)")
+    margin: float = Field(description="the accuracy gain asked of the provider")
+    items: int = Field(description="unsure items measured")
+    small_accuracy: float
+    provider_accuracy: float
+    gain: float = Field(description="provider_accuracy - small_accuracy")
+    p_value: float = Field(description="one-sided sign test on the items only one got right")
+    failures: int
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    latency_p50_s: float | None = Field(description="seconds per call")
+    latency_p95_s: float | None
+    source: str = Field(description="bakeoff:<csv file>")
+    created_at: float = Field(description="seconds since the epoch")
+
+
+class ProvidersView(BaseModel):
+    """Provider measurements, newest first."""
+
+    measurements: list[ProviderRow]
+
+
 # -- routes ------------------------------------------------------------------------------------
 
 router = APIRouter(tags=["dashboard"])
@@ -268,6 +301,18 @@ async def dashboard_escalation(
         "bucket_s": width,
         "series": escalation_series(ledgers, width),
     }
+
+
+@router.get("/v1/dashboard/providers", response_model=ProvidersView, responses=_PROBLEMS)
+async def dashboard_providers(
+    principal: Read,
+    service: ServiceDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="newest measurements to list")] = 50,
+) -> dict[str, Any]:
+    """Provider bake-offs, newest first: what escalating each skill's unsure items to each
+    provider is worth (measurements are about skills, not jobs: every reader sees them)."""
+    found = await run_in_threadpool(service.runtime.measurements.recent, limit)
+    return {"measurements": [m.to_dict() for m in found]}
 
 
 def _owner_filter(principal: Principal) -> str | None:

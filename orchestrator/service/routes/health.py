@@ -38,7 +38,7 @@ async def readyz(service: ServiceDep) -> Any:
     """The store answers, the job runner runs, and Ray is up when the executor needs it."""
     checks = {"store": "ok", "jobs": "ok" if service.jobs.alive else "stopped"}
     try:
-        service.store.ping()
+        await run_in_threadpool(service.store.ping)  # a store failing over must not stall turns
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
         checks["store"] = f"error: {type(exc).__name__}"
     checks["ray"] = await run_in_threadpool(_ray_check, service.runtime)

@@ -407,6 +407,48 @@
     }));
   }
 
+  // -- provider bake-offs ----------------------------------------------------------------------
+
+  const VERDICTS = {
+    pays: "pays",
+    unproven: "not proven",
+    worse: "worse: held back",
+  };
+
+  async function loadProviders() {
+    const status = $("providers-status");
+    const table = $("providers");
+    let view;
+    try {
+      view = await api("v1/dashboard/providers?limit=50");
+    } catch (error) {
+      if (!(error instanceof HttpError) || error.status === 401) throw error;
+      table.hidden = true;
+      status.textContent = `provider measurements: error ${error.status}`;
+      return;
+    }
+    const rows = view.measurements || [];
+    table.hidden = rows.length === 0;
+    status.textContent = rows.length
+      ? "Each provider on the items the small tiers are unsure of (orchestrator providers eval)."
+      : "No provider measured yet: orchestrator providers eval SKILL --csv LABELLED.csv";
+    const secs = (x) => (x == null ? "–" : Number(x).toFixed(2));
+    table.tBodies[0].replaceChildren(...rows.map((m) => {
+      const tr = document.createElement("tr");
+      cell(tr, m.skill);
+      cell(tr, `${m.provider} (${m.model})`);
+      cell(tr, count(m.items), "num");
+      cell(tr, percent(m.small_accuracy), "num");
+      cell(tr, percent(m.provider_accuracy), "num");
+      cell(tr, count(m.failures), "num");
+      cell(tr, usd(m.cost_usd), "num");
+      cell(tr, `${secs(m.latency_p50_s)} / ${secs(m.latency_p95_s)}`, "num");
+      cell(tr, VERDICTS[m.verdict] || m.verdict, `verdict verdict-${m.verdict}`);
+      cell(tr, since(m.created_at));
+      return tr;
+    }));
+  }
+
   // -- the loop --------------------------------------------------------------------------------
 
   function report(error) {
@@ -433,7 +475,7 @@
     const session = state.session;
     state.timer = null;
     const results = await Promise.allSettled([loadJobs(), loadDetail(), loadEscalation(),
-      loadReviews()]);
+      loadReviews(), loadProviders()]);
     if (session !== state.session) return;
     const failed = results.filter((r) => r.status === "rejected").map((r) => r.reason);
     failed.forEach(report);

@@ -178,8 +178,12 @@ def test_errors(setup: dict[str, Any], tmp_path: Path) -> None:
         pytest.raises(DistillError, match="no labelled examples"),
     ):
         distill("mini", examples=empty, skills_dir=skills, base_csv=setup["base_csv"])
-    with pytest.raises(DistillError, match="--base-csv"):
-        distill("mini", examples=setup["store"], skills_dir=skills)
+    away = setup["base_csv"].rename(tmp_path / "away.csv")  # the CSV mini was trained from
+    try:
+        with pytest.raises(DistillError, match="--base-csv"):
+            distill("mini", examples=setup["store"], skills_dir=skills)
+    finally:
+        away.rename(setup["base_csv"])
     with pytest.raises(UnknownSkillError):
         promote("nope", skills_dir=skills)
     with pytest.raises(UnknownSkillError):
@@ -197,17 +201,21 @@ def test_commands(setup: dict[str, Any]) -> None:
     skills = str(setup["skills"])
     out = runner.invoke(app, ["skills", "rollback", "mini", "--skills-dir", skills])
     assert out.exit_code == 2 and "nothing to roll back" in out.output
-    out = runner.invoke(
-        app,
-        [
-            "distill",
-            "mini",
-            "--skills-dir",
-            skills,
-            "--examples-db",
-            str(setup["root"] / "examples.db"),
-        ],
-    )
+    away = setup["base_csv"].rename(setup["root"] / "away.csv")  # the CSV mini was trained from
+    try:
+        out = runner.invoke(
+            app,
+            [
+                "distill",
+                "mini",
+                "--skills-dir",
+                skills,
+                "--examples-db",
+                str(setup["root"] / "examples.db"),
+            ],
+        )
+    finally:
+        away.rename(setup["base_csv"])
     assert out.exit_code == 2 and "--base-csv" in out.output
 
 
@@ -282,5 +290,18 @@ def test_a_bad_distill_block_says_where_and_what_to_fix(
     with pytest.raises(SkillDefinitionError, match=r"distill\.base_data in .*manifest\.yaml"):
         distill("mini", examples=setup["store"], skills_dir=skills)
     _declare(skills / "mini", {"eval_data": {"function": f"{__name__}:INTENTS"}})
+    base_csv.unlink()  # nor the CSV it was trained from: nothing to retrain on
     with pytest.raises(DistillError, match=r"declare distill\.base_data"):
         distill("mini", examples=setup["store"], skills_dir=skills)
+
+
+def test_a_csv_trained_skill_distils_from_its_own_csv_with_no_flags(setup: dict[str, Any]) -> None:
+    """#15: distill needs no --base-csv for a skill trained from a CSV it still finds, unchanged;
+    both tiers are retrained."""
+    report = distill("mini", examples=setup["store"], skills_dir=setup["skills"])
+    assert report.training["base"].startswith("base.csv (what mini@")
+    assert report.canary.startswith("mini@") and report.canary != report.prod
+    canary = Registry.from_folder(setup["skills"]).resolve(
+        report.canary.replace("mini", "mini_minilm")
+    )
+    assert canary.manifest is not None and "canary" in canary.manifest.aliases

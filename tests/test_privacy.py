@@ -368,6 +368,26 @@ def test_every_route_failing_names_every_provider() -> None:
     assert set(caught.value.errors) == {"near", "far"}
 
 
+def test_a_loopback_proxy_declared_remote_and_a_strict_provider_get_placeholders(
+    guard: PIIGuard,
+) -> None:
+    """ "Local" is not decided by host alone, and a provider's own policy is honoured (#16)."""
+    with StubLLMServer(default=_echo) as proxy, StubLLMServer(default=_echo) as strict:
+        fronting_cloud = Provider(name="proxy", base_url=proxy.base_url, model="m", local=False)
+        assert not is_local(fronting_cloud)
+        asyncio.run(_complete(_gateway(fronting_cloud), TURNS[9][1], CUSTOMERS[2], policy=None))
+        _assert_clean(_sent_text(proxy)[0])
+        with pytest.raises(PrivacyViolation):  # local_only refuses it, loopback or not
+            asyncio.run(
+                _complete(_gateway(fronting_cloud), "hi", CUSTOMERS[2], policy="local_only")
+            )
+        careful = Provider(name="strict", base_url=strict.base_url, model="m", privacy="redact")
+        asyncio.run(_complete(_gateway(careful), TURNS[9][1], CUSTOMERS[2], policy="allow"))
+        _assert_clean(_sent_text(strict)[0])
+    with pytest.raises(ValueError, match="privacy"):
+        Provider(name="x", base_url="http://127.0.0.1:1/v1", model="m", privacy="sometimes")
+
+
 def test_is_local() -> None:
     for url, local in [
         ("http://127.0.0.1:8000/v1", True),

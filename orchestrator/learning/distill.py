@@ -220,12 +220,33 @@ def _base_data(
         return read_pairs(base_csv, run.columns), str(base_csv)
     found = run.declared.rows("base_data") if run.declared is not None else None
     if found is None:
+        found = _trained_csv(run)
+    if found is None:
         raise DistillError(
             f"skill {run.name!r}: give the original training data (--base-csv with columns "
             f"{run.columns.text_column!r} and {run.columns.label_column!r}) to retrain on "
             "together with the examples, or declare distill.base_data in its manifest.yaml"
         )
     return found
+
+
+def _trained_csv(run: _Run) -> tuple[Pairs, str] | None:
+    """The CSV prod was trained from (``skills train`` pins it in the manifest), while it is
+    still where it was and unchanged: a CSV-trained skill distils with no flags."""
+    from orchestrator.registry.build_record import sha256_file
+
+    manifest = run.prod.manifest
+    if manifest is None:
+        return None
+    for shown, digest in manifest.inputs.data.items():
+        path = Path(shown) if Path(shown).is_absolute() else run.root.resolve().parent / shown
+        if not path.is_file():
+            continue
+        if sha256_file(path) != digest:
+            run.notes.append(f"{shown} changed since {run.prod.key} was trained: not used")
+            continue
+        return read_pairs(path, run.columns), f"{shown} (what {run.prod.key} was trained on)"
+    return None
 
 
 def _unknown_labels(prod: SkillVersion, rows: Pairs) -> list[str]:

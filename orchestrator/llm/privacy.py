@@ -20,8 +20,8 @@ clients and audit log::
 
 With no job policy each provider gets its default (local: as is; remote: redacted), so a local
 primary sees the real text and a remote fallback only placeholders. A job policy overrides the
-defaults; a provider's own ``privacy`` setting (if the Provider model carries one) can only make
-it stricter. Logs record the policy, the providers and how many spans of each type were redacted,
+defaults; a provider's own ``privacy`` setting can only make it stricter. Whether a provider is
+local is its ``local`` setting, else whether its host is loopback. Logs record the policy, the providers and how many spans of each type were redacted,
 never a value; use :func:`safe_repr` to log text.
 
 ``orchestrator redact`` (:func:`redact_command`) runs the guard over a JSONL file.
@@ -83,7 +83,11 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def is_local(provider: Provider) -> bool:
-    """Whether the provider's ``base_url`` host is loopback (``localhost``, ``127.0.0.0/8``, ``::1``)."""
+    """Whether the provider's model runs on this machine: its ``local`` setting when given (a
+    loopback proxy may front a cloud model: ``local: false``), else whether its ``base_url`` host
+    is loopback (``localhost``, ``127.0.0.0/8``, ``::1``)."""
+    if provider.local is not None:
+        return provider.local
     host = urlsplit(provider.base_url).hostname or ""
     if host == "localhost" or host.endswith(".localhost"):
         return True
@@ -249,7 +253,7 @@ def _routes(
     routes: list[tuple[list[Provider], Literal["as_is", "redact"]]] = []
     blocked: list[str] = []
     for provider in providers:
-        own: str | None = getattr(provider, "privacy", None)  # an optional per-provider setting
+        own: str | None = provider.privacy  # the provider's own setting: only ever stricter
         near = local(provider)
         if policy is None:
             effective = own or ("allow" if near else "redact")

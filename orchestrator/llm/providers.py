@@ -65,6 +65,16 @@ class Provider(BaseModel):
     )
     price_per_1m_prompt_tokens: float = Field(default=0.0, ge=0, description="USD")
     price_per_1m_completion_tokens: float = Field(default=0.0, ge=0, description="USD")
+    privacy: Literal["redact", "local_only", "allow"] | None = Field(
+        default=None,
+        description="this provider's own privacy policy: it can only make a job's stricter "
+        "(e.g. redact for a provider you do not want to see raw text even when local)",
+    )
+    local: bool | None = Field(
+        default=None,
+        description="whether the model runs on this machine; None: decided by the host "
+        "(loopback is local). Set false for a loopback proxy that forwards to a cloud model",
+    )
 
     @field_validator("base_url")
     @classmethod

@@ -184,3 +184,24 @@ def _free_port() -> int:
 def _no_proxy(monkeypatch):
     """A proxy variable in the environment must not matter (the queue ignores them)."""
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+
+
+def test_two_replicas_on_one_store_send_a_delivery_once(tmp_path):
+    """The soak (bench/soak.py) found both replicas' senders POSTing the same due row: a sender
+    now claims a row (compare-and-set on next_at) before sending it."""
+    receiver = Receiver(delay_s=0.3)
+    first, second = _queue(str(tmp_path / "s.db")), _queue(str(tmp_path / "s.db"))
+    first.start()
+    second.start()
+    try:
+        for i in range(6):
+            first.expect(f"job-{i}", receiver.url)
+            (first if i % 2 else second).ready(f"job-{i}", {"id": f"job-{i}"})
+        _wait(lambda: all(first.get(f"job-{i}").delivered_at for i in range(6)))
+        time.sleep(0.5)  # a duplicate would arrive within one more poll
+    finally:
+        first.close()
+        second.close()
+        receiver.close()
+    ids = [r["headers"]["x-orchestrator-delivery"] for r in receiver.received]
+    assert len(ids) == len(set(ids)) == 6

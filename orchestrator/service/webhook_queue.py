@@ -75,6 +75,8 @@ _SCHEMA = Schema("webhook_deliveries", [_V1])
 _COLUMNS = (
     "delivery_id, job_id, url, payload, attempts, next_at, delivered_at, gave_up_at, last_error"
 )
+#: how long past an attempt's time bound a claimed delivery stays with the replica that took it
+_CLAIM_MARGIN_S = 30.0
 #: the longest wait between two attempts
 _MAX_BACKOFF_S = 900.0
 #: how often the sender looks for due rows when nothing woke it
@@ -268,8 +270,19 @@ class WebhookQueue:
         later = self._db.execute(
             "SELECT MIN(next_at) FROM webhook_deliveries WHERE next_at > ?", (now,)
         )
-        due = [d for d in found if d.delivery_id not in exclude][:limit]
+        due = [d for d in found if d.delivery_id not in exclude and self._claim(d, now)][:limit]
         return due, (later[0][0] if later else None)
+
+    def _claim(self, delivery: Delivery, now: float) -> bool:
+        """Take a due delivery for this replica: its ``next_at`` moves past this attempt's time
+        bound, compare-and-set, so another replica on the same store skips it (and retries it
+        only if this one dies before recording the attempt)."""
+        claimed = self._db.execute(
+            "UPDATE webhook_deliveries SET next_at = ? WHERE delivery_id = ? AND next_at = ?"
+            " RETURNING delivery_id",
+            (now + self._timeout_s + _CLAIM_MARGIN_S, delivery.delivery_id, delivery.next_at),
+        )
+        return bool(claimed)
 
     async def _attempt(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
         """Send one delivery once, then record how it went."""

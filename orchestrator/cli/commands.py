@@ -331,6 +331,7 @@ def _register_plugins() -> None:
     """Commands defined next to the concept they serve (importing them loads nothing heavy)."""
     from orchestrator.cli.deploy import deploy_config_command
     from orchestrator.cli.distill import distill_command, promote_command, rollback_command
+    from orchestrator.cli.kb import kb_app
     from orchestrator.cli.providers import providers_app
     from orchestrator.cli.redact import redact_command
     from orchestrator.cli.report import report_command
@@ -343,6 +344,7 @@ def _register_plugins() -> None:
     app.command("report")(report_command)
     app.add_typer(review_app, name="review")
     app.add_typer(providers_app, name="providers")
+    app.add_typer(kb_app, name="kb")
     app.command("serve")(serve)
     app.command("status")(status_command)
     deploy_app = typer.Typer(no_args_is_help=True, help="Deployment files for a Ray cluster.")

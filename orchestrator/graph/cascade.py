@@ -9,7 +9,9 @@ For one step's batch, after the step's skill answered:
 3. with a big model configured for the job (:class:`Escalator`), the remaining items go to it in
    batches of ``items_per_call``, at most ``max_concurrency`` calls at once, with a prompt built
    from the skill's contract (description, output fields, their closed label sets) and an answer
-   schema that only admits those labels; the answer is validated like any structured output;
+   schema that only admits those labels; the answer is validated like any structured output
+   (a knowledge base's step asks grounded instead: each item's top-k passages, only their ids or
+   "unknown" admitted, :mod:`orchestrator.graph.grounding`);
 4. an item the big model fails to answer (error, budget, time-out) keeps the best small answer,
    marked ``degraded`` — a call turn never fails because of the big model;
 5. escalation only where it pays: the :class:`Escalator` may hold a step back (``held``: every
@@ -39,6 +41,7 @@ from orchestrator.accounting.ledger import Ledger, StepStats
 from orchestrator.errors import RunError
 from orchestrator.executors.base import Executor
 from orchestrator.executors.batching import predict_sliced
+from orchestrator.graph.grounding import grounded_request, with_candidates
 from orchestrator.graph.validation import ResolvedStep
 from orchestrator.llm.gateway import Budget, Completion, LLMGateway
 from orchestrator.llm.privacy import redact_messages
@@ -149,6 +152,9 @@ class Escalator:
         inputs = list(skill.Input.model_fields)
         items = [{"index": i, **{f: batch[f][i] for f in inputs if f in batch}} for i in group]
         messages = escalation_messages(step, items)
+        grounded = grounded_request(step, batch, group)  # a knowledge base: its passages, cited
+        if grounded is not None:
+            messages = grounded.messages
         extra: dict[str, Any] = {}
         complete = self.step_complete.get(step.id) or self.complete or self.gateway.complete
         if known is not None and complete != self.gateway.complete:  # the guard takes them
@@ -156,12 +162,14 @@ class Escalator:
         answer = await complete(
             messages,
             **extra,
-            schema=answer_schema(step, group),
+            schema=answer_schema(step, group) if grounded is None else grounded.schema,
             budget=self.budget,
             purpose=f"escalate:{step.skill.key}",
             job_id=self.job_id,
             ledger=self.ledger,
         )
+        if grounded is not None:
+            return grounded.answers(answer.parsed), answer.provider
         outputs = list(skill.Output.model_fields)
         answers = answer.parsed.model_dump(by_alias=True)["answers"]
         found = {int(i): {f: a[f] for f in outputs} for i, a in answers.items()}
@@ -232,7 +240,8 @@ async def run_cascade(
         for i in pending:
             outcome.escalation_held[i] = reason
         return outcome
-    answers, provider = await escalator.answer(step, batch, pending, known)
+    grounding = with_candidates(step, batch, outcome.outputs)  # unchanged unless a KB's step
+    answers, provider = await escalator.answer(step, grounding, pending, known)
     escalator.learn(step, batch, answers, provider, outcome.confidence, known)
     for i in pending:
         if i in answers:

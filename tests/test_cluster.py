@@ -79,6 +79,7 @@ def test_deploy_config_writes_one_serve_deployment_per_aliased_skill_version(tmp
         "lead_score--1_0_0",
         "next_action--1_0_0",
         "opt_out--1_0_0",
+        "outbound_faq--1_0_0",
         "turn_intent--1_0_0",
         "turn_intent_minilm--1_0_0",
     }

@@ -52,12 +52,6 @@ def _turns(count: int) -> list[dict]:
 def _oracle(request: dict) -> dict:
     """Answers every escalated turn 'balance' (a valid label), for the items the prompt lists."""
     items = json.loads(request["messages"][-1]["content"].split("Items:\n", 1)[1])
-    if "passages" in items[0]:  # an unsure FAQ reply (#18): it may only cite a passage
-        return {
-            "answers": {
-                str(i["index"]): {"answer_id": "unknown", "answer": "I don't know."} for i in items
-            }
-        }
     return {"answers": {str(item["index"]): {"intent": "balance"} for item in items}}
 
 
@@ -67,15 +61,12 @@ def test_every_ledger_carries_the_counted_baseline(builtin_registry):
         graph = runtime.compile(TURN_GRAPH)
         result = runtime.run(graph, items)
     ledger = result.ledger
-    # turn_intent and the FAQ's reply (#18); opt_out and next_action are rules
-    steps = baseline_steps(graph.resolved)
-    assert [step.id for step in steps] == ["intent", "faq"]
-    assert ledger.baseline_llm_calls == len(items) * 2
-    actions = [r.outputs["action"] for r in result.results]  # the reply step's gate
+    (step,) = baseline_steps(graph.resolved)  # turn_intent; opt_out and next_action are rules
+    assert step.id == "intent"
+    assert ledger.baseline_llm_calls == len(items) * 1
     chars = sum(
-        message_chars(baseline_messages(step, row, {"text": item["utterance"], "when": when}))
-        for step in steps
-        for row, (item, when) in enumerate(zip(items, actions, strict=True))
+        message_chars(baseline_messages(step, row, {"text": item["utterance"]}))
+        for row, item in enumerate(items)
     )
     assert ledger.baseline_prompt_tokens == tokens_of(chars)  # one chunk: one rounding
     assert ledger.baseline_completion_tokens > 0
@@ -102,7 +93,7 @@ def test_escalated_items_count_as_big_model_answers(builtin_registry, tmp_path, 
         ) as runtime:
             ledger = runtime.run(TURN_GRAPH, items).ledger
     assert ledger.answered["big_model"] == ledger.escalated > 0
-    assert 0 < ledger.llm_calls < ledger.baseline_llm_calls == 2 * len(items)  # intent, reply
+    assert 0 < ledger.llm_calls < ledger.baseline_llm_calls == len(items)
 
 
 def test_chunk_ledgers_add_up_in_the_store(tmp_path):
@@ -142,7 +133,7 @@ def _stored_ledger(job_id: str) -> dict:
 def test_report_writes_markdown_and_charts_with_the_ledgers_figures(tmp_path, builtin_registry):
     job_id = _run_cli_job(tmp_path, 30)
     ledger = _stored_ledger(job_id)
-    assert ledger["items"] == 30 and ledger["baseline_llm_calls"] == 2 * 30  # intent, reply
+    assert ledger["items"] == 30 and ledger["baseline_llm_calls"] == 30
     out = tmp_path / "report"
     result = runner.invoke(app, ["report", job_id, "--output", str(out), "--measure-sample", "0"])
     assert result.exit_code == 0, result.output

@@ -2,7 +2,7 @@
 
     leads (UCI Bank Marketing) ─► lead_scoring graph, batch job (Ray) ─► leads ranked by score
     the top leads are called ─► each customer turn (CLINC150 call scripts) through the
-        outbound_call_turn graph on the real-time path (TurnRunner: in-process, no queue)
+        outbound_call_reply graph (the turn graph + the FAQ) on the real-time path (TurnRunner: in-process, no queue)
     calls the summary rule picks (:func:`summary_reason`) ─► a post-call summary from the big
         model, at most ``max_summaries`` of them
     ─► leads.jsonl / leads.csv, calls.jsonl, campaign.json, and the cost report (report.md,
@@ -60,7 +60,7 @@ __all__ = ["CampaignConfig", "CampaignResult", "Call", "run_campaign", "summary_
 
 ROOT = Path(__file__).resolve().parents[2]
 LEAD_GRAPH = ROOT / "graphs" / "lead_scoring.yaml"
-TURN_GRAPH = ROOT / "graphs" / "outbound_call_turn.yaml"
+TURN_GRAPH = ROOT / "graphs" / "outbound_call_reply.yaml"
 #: next_action's actions that end a call, and the call's outcome then
 TERMINAL = {
     "end_call_do_not_call": "opted_out",

@@ -310,7 +310,7 @@ def test_openapi_is_published(ray_service):
     body = spec["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]
     assert {"application/json", "multipart/form-data"} <= set(body)
     graphs = body["application/json"]["schema"]["oneOf"][0]["properties"]["graph"]["enum"]
-    assert graphs == ["lead_scoring", "outbound_call_turn"]
+    assert graphs == ["lead_scoring", "outbound_call_reply", "outbound_call_turn"]
 
 
 class _ScriptedPlanner:

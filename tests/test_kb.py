@@ -149,7 +149,7 @@ def test_passages_from_jsonl_and_a_base_built_on_another_encoder_is_refused(tmp_
     # as if embedded by an encoder since replaced (another export, another machine's bytes)
     (folder / "artifacts" / "kb.json").write_text(json.dumps({"encoder_sha256": "0" * 64}))
     other = build_retrieval_class(config, "kb_test_other", "Docs")(folder / "artifacts")
-    with pytest.raises(SetupError, match=r"was embedded with encoder .* rebuild it"):
+    with pytest.raises(SetupError, match=r"on encoder .* vectors would not match; rebuild it"):
         other.ensure_setup()
     with pytest.raises(ArtifactError):  # and the registry refuses the altered artifact anyway
         Registry.from_folder(skills).resolve("docs").verify()

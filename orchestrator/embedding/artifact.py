@@ -122,13 +122,18 @@ class EncoderArtifact:
                     "with `orchestrator skills build`, then retrain the embedding skills"
                 )
 
-    def require(self, sha256: str, skill: str) -> None:
-        """A skill trained on encoder ``sha256`` may run on this one only if it is the same."""
+    def require(self, sha256: str, skill: str, fix: str = "") -> None:
+        """A skill trained on encoder ``sha256`` may run on this one only if it is the same;
+        ``fix`` replaces the default advice (retrain the skill) in the error."""
         if sha256 != self.sha256:
             raise SetupError(
                 f"skill {skill!r} was trained on encoder {self.name} {sha256[:12]}, but "
-                f"{self.folder} holds {self.sha256[:12]}: retrain the skill "
-                "(`orchestrator skills build` rebuilds built-in and CSV-trained skills)"
+                f"{self.folder} holds {self.sha256[:12]}: "
+                + (
+                    fix
+                    or "retrain the skill (`orchestrator skills build` rebuilds built-in and "
+                    "CSV-trained skills)"
+                )
             )
 
 

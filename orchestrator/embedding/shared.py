@@ -25,7 +25,7 @@ import numpy as np
 
 from orchestrator.embedding.artifact import EncoderArtifact
 
-__all__ = ["Embedder", "actor_name", "shared_encoder"]
+__all__ = ["Embedder", "actor_name", "pinned_encoder", "shared_encoder"]
 
 _NAMESPACE = "orchestrator"
 _LOCK = threading.Lock()
@@ -59,6 +59,23 @@ def shared_encoder(folder: Path | str) -> Embedder:
             artifact.verify()  # hashed once per process, not per skill
             encoder = _LOCAL[artifact.sha256] = OnnxEncoder(artifact)
         return encoder
+
+
+def pinned_encoder(
+    artifacts_dir: Path | str, name: str, sha256: str, skill: str, fix: str = ""
+) -> Embedder:
+    """The shared encoder ``name`` for the skill whose artifacts are in ``artifacts_dir``,
+    refused (SetupError, ``fix`` as the advice) unless it is the one the skill pinned.
+
+    Encoders live beside the skills (``skills/_encoders``, or ``ORCHESTRATOR_ENCODERS_DIR``):
+    ``artifacts/`` sits in the skill's folder, which sits in the skills folder.
+    """
+    from orchestrator.embedding.artifact import encoder_folder
+
+    skills_dir = Path(artifacts_dir).parent.parent
+    encoder = shared_encoder(encoder_folder(skills_dir, name))
+    encoder.artifact.require(sha256, skill, fix)
+    return encoder
 
 
 def _in_ray_actor() -> bool:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, Field, create_model
 
-from orchestrator.errors import SetupError, SkillDefinitionError
+from orchestrator.errors import SkillDefinitionError
 from orchestrator.graph.grounding import CANDIDATES, UNKNOWN
 from orchestrator.kb.base import ANSWERS_FILE, KnowledgeBase, read_build_facts
 from orchestrator.ports import Meaning
@@ -74,23 +74,18 @@ class RetrievalSkill(Skill):
 
     def setup(self) -> None:
         """The base's texts and index, and the shared encoder (checked against the pinned one)."""
-        from orchestrator.embedding.artifact import encoder_folder
-        from orchestrator.embedding.shared import shared_encoder
+        from orchestrator.embedding.shared import pinned_encoder
 
         answers = self.artifact(ANSWERS_FILE)
         self.base = KnowledgeBase.load(answers.parent, self.index_method)
-        # artifacts/ sits in the base's folder, which sits in the skills folder
-        skills_dir = answers.parent.parent.parent
-        self.encoder = shared_encoder(encoder_folder(skills_dir, self.encoder_name))
-        pinned = read_build_facts(answers.parent)["encoder_sha256"]
-        if self.encoder.artifact.sha256 != pinned:
-            raise SetupError(
-                f"knowledge base {self.name}@{self.version} was embedded with encoder "
-                f"{self.encoder_name} {pinned[:12]}, but "
-                f"{self.encoder.artifact.folder} holds {self.encoder.artifact.sha256[:12]}: "
-                "its vectors would not match; rebuild it (`orchestrator skills build "
-                f"{self.name}` or `orchestrator kb build {self.name} --from FILE`)"
-            )
+        self.encoder = pinned_encoder(
+            answers.parent,
+            self.encoder_name,
+            read_build_facts(answers.parent)["encoder_sha256"],
+            f"{self.name}@{self.version}",
+            fix="the knowledge base's vectors would not match; rebuild it (`orchestrator skills "
+            f"build {self.name}` or `orchestrator kb build {self.name} --from FILE`)",
+        )
 
     def predict(self, batch: Batch) -> Predictions:
         texts = ["" if t is None else str(t) for t in batch["text"]]

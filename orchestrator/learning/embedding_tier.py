@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from orchestrator.learning.trainer import TrainRun
     from orchestrator.registry.registry import SkillVersion
 
-__all__ = ["TierData", "tier_name", "train_embedding_tier"]
+__all__ = ["TierData", "pick_blend_weight", "tier_name", "train_embedding_tier"]
 
 HEAD_C = 16.0
 BLEND_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
@@ -55,7 +55,15 @@ def train_embedding_tier(run: TrainRun, first: SkillVersion, data: TierData) -> 
     val_labels = np.array([data.labels[i] for i in data.val_idx], dtype=object)
     tfidf = _first_probabilities(first, [data.texts[i] for i in data.val_idx])
     embedded = _softmax(vectors[data.val_idx] @ head.coef_.T + head.intercept_)
-    weight, coverage = _pick_weight(first, tfidf, embedded, classes, val_labels, run)
+    weight, coverage = pick_blend_weight(
+        tfidf,
+        embedded,
+        classes,
+        val_labels,
+        target=run.target_accuracy,
+        after=first.key,
+        weights=run.weights(list(val_labels)),
+    )
     report = _install(run, first, data, artifact, head, weight, tfidf, embedded)
     report.update(
         {
@@ -103,30 +111,38 @@ def _first_probabilities(first: SkillVersion, texts: list[str]) -> np.ndarray:
     return np.asarray(skill.session.run(None, feed)[1], dtype=np.float64)  # type: ignore[attr-defined]
 
 
-def _pick_weight(
-    first: SkillVersion,
+def pick_blend_weight(
     tfidf: np.ndarray,
     embedded: np.ndarray,
-    classes: list[str],
+    classes: list[str] | np.ndarray,
     labels: np.ndarray,
-    run: TrainRun,
+    *,
+    target: float,
+    after: str,
+    weights: np.ndarray | None = None,
+    grid: tuple[float, ...] = BLEND_WEIGHTS,
 ) -> tuple[float, dict[float, float]]:
-    """The TF-IDF weight whose chain first tier -> blend keeps most of val at the target."""
+    """The TF-IDF weight ``w`` (from ``grid``) whose chain first tier -> ``w * tfidf + (1 - w) *
+    embedded`` keeps most of ``labels`` at ``target``, and the coverage each weight reached.
+
+    Ties go to the smaller weight (the embedding head carries more of the answer). ``weights``
+    are per-row calibration weights (a declared label share).
+    """
     from orchestrator.learning.chain_calibrate import choose_chain_thresholds
 
     names = np.asarray(classes, dtype=object)
     first_conf, first_right = tfidf.max(1), names[tfidf.argmax(1)] == labels
     coverage: dict[float, float] = {}
-    for w in BLEND_WEIGHTS:
+    for w in grid:
         blended = w * tfidf + (1 - w) * embedded
         result = choose_chain_thresholds(
             first_conf,
             first_right,
             blended.max(1),
             names[blended.argmax(1)] == labels,
-            run.target_accuracy,
-            after=first.key,
-            weights=run.weights(list(labels)),
+            target,
+            after=after,
+            weights=weights,
         )
         coverage[w] = result.coverage if result.reachable else 0.0
     return max(coverage, key=lambda w: (coverage[w], -w)), coverage

@@ -134,8 +134,7 @@ class EmbeddingClassifier(OnnxClassifierSkill):
         """The head's session, the first tier's TF-IDF session, the shared encoder (checked)."""
         import onnxruntime as ort
 
-        from orchestrator.embedding.artifact import encoder_folder
-        from orchestrator.embedding.shared import shared_encoder
+        from orchestrator.embedding.shared import pinned_encoder
 
         super().setup()
         options = ort.SessionOptions()
@@ -146,10 +145,9 @@ class EmbeddingClassifier(OnnxClassifierSkill):
             sess_options=options,
             providers=["CPUExecutionProvider"],
         )
-        # artifacts/ sits in the skill's folder, which sits in the skills folder
-        skills_dir = Path(self.artifact("tfidf.onnx")).parent.parent.parent
-        self.encoder = shared_encoder(encoder_folder(skills_dir, self.encoder_name))
-        self.encoder.artifact.require(self.encoder_sha256, self.name)
+        self.encoder = pinned_encoder(
+            self.artifact("tfidf.onnx").parent, self.encoder_name, self.encoder_sha256, self.name
+        )
 
     def feed(self, batch: Batch) -> dict[str, Any]:
         texts = ["" if t is None else str(t) for t in batch[self.text_field]]

@@ -66,7 +66,8 @@ def main() -> None:
     from sklearn.linear_model import LogisticRegression
 
     from orchestrator.embedding.shared import shared_encoder
-    from orchestrator.learning.embedding_tier import head_model
+    from orchestrator.learning.calibrate import share_weights
+    from orchestrator.learning.embedding_tier import head_model, pick_blend_weight
 
     started = time.perf_counter()
     # raises, naming `skills build turn_intent`
@@ -107,7 +108,17 @@ def main() -> None:
     tfidf = _tfidf_probabilities([t for t, _ in val], artifacts)
     scores = intent_metrics(head.classes_[minilm.argmax(1)], y_val)
     metrics: dict[str, Any] = {f"val_embedding_{k}": v for k, v in scores.items()}
-    weight, chain = _pick_blend(tfidf, y_val, minilm, head.classes_, spec)
+    shares = share_weights(list(y_val), spec.label_shares) if spec.label_shares else None
+    weight, chain = pick_blend_weight(
+        tfidf,
+        minilm,
+        head.classes_,
+        y_val,
+        target=spec.target_accuracy,
+        after="turn_intent",
+        weights=shares,
+        grid=BLEND_WEIGHTS,
+    )
     model = head_model(head.coef_, head.intercept_, weight, "turn_intent_minilm")
     (artifacts / "model.onnx").write_bytes(model.SerializeToString())
     (artifacts / "blend.json").write_text(
@@ -178,31 +189,6 @@ def _tfidf_probabilities(texts: list[str], artifacts: Path) -> np.ndarray:
     )
     feed = {"text": np.array([normalize_text(t) for t in texts], dtype=object)[:, None]}
     return np.asarray(session.run(None, feed)[1])
-
-
-def _pick_blend(
-    tfidf: np.ndarray, labels: np.ndarray, minilm: np.ndarray, classes: np.ndarray, spec: Any
-) -> tuple[float, dict[float, float]]:
-    """The TF-IDF weight whose chain turn_intent -> blend keeps most of val at the target."""
-    from orchestrator.learning.calibrate import share_weights
-    from orchestrator.learning.chain_calibrate import choose_chain_thresholds
-
-    weights = share_weights(list(labels), spec.label_shares) if spec.label_shares else None
-    first_conf, first_right = tfidf.max(1), classes[tfidf.argmax(1)] == labels
-    coverage: dict[float, float] = {}
-    for w in BLEND_WEIGHTS:
-        blended = w * tfidf + (1 - w) * minilm
-        result = choose_chain_thresholds(
-            first_conf,
-            first_right,
-            blended.max(1),
-            classes[blended.argmax(1)] == labels,
-            spec.target_accuracy,
-            after="turn_intent",
-            weights=weights,
-        )
-        coverage[w] = result.coverage if result.reachable else 0.0
-    return max(coverage, key=lambda w: (coverage[w], -w)), coverage
 
 
 if __name__ == "__main__":

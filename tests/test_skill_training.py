@@ -95,8 +95,9 @@ def test_train_writes_a_skill_folder(trained: dict[str, Any]) -> None:
     report, folder = trained["report"], trained["root"] / "intents"
     assert report["skill"] == "intents@1.0.0" and report["aliases"] == ["prod"]
     assert report["rows"] == INTENTS * ROWS_PER_INTENT and report["labels"] == INTENTS
-    assert report["val_rows"] == INTENTS * ROWS_PER_INTENT // 5
-    assert report["train_rows"] + report["val_rows"] == report["rows"]
+    # cross-fitted (the default): every row trains the skill and, held out once, calibrates it
+    assert report["val_rows"] == report["train_rows"] == report["rows"]
+    assert report["cross_fit_parts"] == 5
     assert report["onnx_agreement"] == 1.0 and report["onnx_max_probability_gap"] < 1e-4
     assert report["val_accuracy"] > 0.85
     assert report["reachable"] and report["val_selective_accuracy"] >= 0.97
@@ -108,7 +109,13 @@ def test_train_writes_a_skill_folder(trained: dict[str, Any]) -> None:
     assert manifest["version"] == "1.0.0" and manifest["entrypoint"] == report["entrypoint"]
     assert "metrics" not in manifest and "artifacts" not in manifest  # machine-dependent: no
     assert manifest["calibration"]["validation"]["file"] == "val.csv"
+    assert manifest["calibration"]["validation"]["predictions"] == "held_out.csv"
     assert manifest["calibration"]["target_accuracy"] == 0.97
+    with (folder / "artifacts" / "held_out.csv").open(encoding="utf-8") as fh:
+        held = list(csv.DictReader(fh))
+    assert len(held) == report["rows"]  # one held-out answer per row, and their accuracy is val's
+    right = np.mean([r["predicted"] == r["label"] for r in held])
+    assert round(float(right), 4) == report["val_accuracy"]
     calibration = load_build_record(folder).calibration
     assert calibration["threshold"] == report["threshold"] and calibration["split"] == "val"
     assert calibration["target_accuracy"] == 0.97 and calibration["by"] == "build"
@@ -139,7 +146,7 @@ def test_eval_json_agrees_with_a_direct_computation(
 ) -> None:
     result = _invoke(
         "skills", "eval", "intents", "--csv", data["test"], "--text-column", "utterance",
-        "--label-column", "intent", "--skills-dir", trained["root"], "--json",
+        "--label-column", "intent", "--skills-dir", trained["root"], "--json", "--no-chain",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -189,9 +196,11 @@ def test_recalibrate_from_the_stored_validation_rows(
     assert summary["val_selective_accuracy"] >= 0.99 and summary["curve"]
     version = Registry.from_folder(trained["root"]).resolve("intents")
     assert stored_threshold(version) == summary["threshold"]
+    # its own split: the held-out answers, not the skill's on rows it was trained on (all right)
+    assert summary["val_accuracy"] == trained["report"]["val_accuracy"] < 1.0
     evaluated = _invoke(
         "skills", "eval", "intents", "--csv", data["test"], "--label-column", "intent",
-        "--skills-dir", trained["root"], "--json",
+        "--skills-dir", trained["root"], "--json", "--no-chain",
     )  # fmt: skip
     assert json.loads(evaluated.stdout)["threshold"] == summary["threshold"]
     # an unreachable target is an error and leaves the stored threshold alone
@@ -387,9 +396,12 @@ def test_bad_csvs_on_the_command_line(tmp_path: Path, bad: dict[str, Path]) -> N
 
 
 def test_labels_counted_per_label(bad: dict[str, Path], tmp_path: Path) -> None:
-    report = train_text_classifier(bad["ok"], name="calls", skills_dir=tmp_path / "skills")
+    report = train_text_classifier(
+        bad["ok"], name="calls", skills_dir=tmp_path / "skills", cross_fit=False
+    )
     assert report["label_counts"] == dict(Counter({"call": 10, "text": 10}))
-    assert report["val_rows"] == 4 and report["train_rows"] == 16
+    assert report["val_rows"] == 4 and report["train_rows"] == 16  # one held-out part
+    assert report["cross_fit_parts"] == 0
 
 
 def test_skills_in_the_builtin_folder_get_package_entrypoints() -> None:

@@ -70,6 +70,14 @@ DescriptionOption = Annotated[
     str | None, typer.Option(help="what the skill does, for the planner (default: generated)")
 ]
 ForceOption = Annotated[bool, typer.Option(help="overwrite an existing folder of that version")]
+CrossFitOption = Annotated[
+    bool,
+    typer.Option(
+        help="calibrate on every row, each answered by a copy fitted without it (1 / "
+        "--val-fraction parts), then fit on every row; --no-cross-fit: one held-out part "
+        "(faster to train, wider margin)"
+    ),
+]
 
 
 @train_app.command("text-classifier")
@@ -100,6 +108,7 @@ def train_text_command(
             "e.g. oos=0.18 when out-of-scope texts are rarer in the CSV than on the line"
         ),
     ] = None,
+    cross_fit: CrossFitOption = True,
 ) -> None:
     """A text classifier in two tiers (TF-IDF, then sentence embeddings); prints a JSON report."""
     report = train_text_classifier(
@@ -116,6 +125,7 @@ def train_text_command(
         force=force,
         tiers=tiers,
         label_shares=_parse_shares(label_share),
+        cross_fit=cross_fit,
     )
     _emit(report)
 
@@ -140,6 +150,7 @@ def train_tabular_command(
     confidence_level: ConfidenceOption = DEFAULT_CONFIDENCE_LEVEL,
     description: DescriptionOption = None,
     force: ForceOption = False,
+    cross_fit: CrossFitOption = True,
 ) -> None:
     """One-hot categoricals + numbers, boosted trees or logistic regression; prints a JSON
     report."""
@@ -156,6 +167,7 @@ def train_tabular_command(
         confidence_level=confidence_level,
         description=description,
         force=force,
+        cross_fit=cross_fit,
     )
     _emit(report)
 
@@ -294,6 +306,7 @@ def calibrate_command(
             output_field=output_field,
             source=source,
             store=store,
+            own_split=csv_path is None,
         )
         print(json.dumps({"skill": version.key, "stored": store, **pair.summary()}))
         return
@@ -308,6 +321,7 @@ def calibrate_command(
         output_field=output_field,
         source=source,
         store=store,
+        own_split=csv_path is None,
     )
     summary = {"skill": version.key, "stored": store, **result.summary()}
     if not json_out and result.curve is not None:

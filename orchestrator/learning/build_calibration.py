@@ -178,6 +178,7 @@ def _calibrate(need: CalibrationNeed, owner: SkillVersion) -> str:
         "confidence_level": _level(need, spec),
         "source": source,
         "by": "build",
+        "own_split": True,
     }
     if need.first is None:
         alone = calibrate(

@@ -493,6 +493,26 @@ def predict_labels(
     return labels, (np.concatenate(confidences) if confidences else np.zeros(0))
 
 
+def split_answers(
+    version: SkillVersion,
+    batch: Mapping[str, Sequence[Any]],
+    labels: Sequence[Any],
+    own_split: bool,
+    output_field: str | None = None,
+    skill: Skill | None = None,
+) -> tuple[list[Any], np.ndarray]:
+    """The answers to calibrate on: on the version's ``own_split`` (the validation split its
+    manifest declares), its held-out answers when it keeps them (a cross-fitted skill, which was
+    trained on those rows too: :mod:`orchestrator.learning.held_out`); otherwise the skill's."""
+    if own_split:
+        from orchestrator.learning.held_out import stored_answers
+
+        stored = stored_answers(version, labels)
+        if stored is not None:
+            return stored
+    return predict_labels(skill if skill is not None else version.create(), batch, output_field)
+
+
 def same_label(predicted: Any, expected: Any) -> bool:
     """Whether a prediction matches a label given as text (``True`` matches ``"true"``)."""
     if predicted is None:
@@ -518,13 +538,15 @@ def calibrate(
     by: str = "hand",
     on_unreachable: Literal["raise", "escalate_all"] = "raise",
     skill: Skill | None = None,
+    own_split: bool = False,
 ) -> Calibration:
     """Run ``version`` on a labelled validation split, choose its threshold, store it.
 
     ``texts_or_rows``: texts for a one-field skill, or rows (dicts), or columns. ``label_shares``
     reweights the split to a traffic mix (e.g. ``{"oos": 0.18}``); ``confidence_level`` (default
     0.9, None for none) puts a margin under the target. With ``store`` the result goes into the
-    version's build record as ``calibration`` (artifacts untouched).
+    version's build record as ``calibration`` (artifacts untouched). ``own_split``: the items are
+    the version's declared validation split, so a cross-fitted skill's held-out answers are used.
     """
     batch = columns_for(version.skill_cls, texts_or_rows)
     expected = list(labels)
@@ -532,8 +554,7 @@ def calibrate(
     if size != len(expected):
         raise CalibrationError(f"{size} items but {len(expected)} labels")
     version.verify()
-    instance = skill if skill is not None else version.create()
-    predicted, confidence = predict_labels(instance, batch, output_field)
+    predicted, confidence = split_answers(version, batch, expected, own_split, output_field, skill)
     correct = np.array([same_label(p, e) for p, e in zip(predicted, expected, strict=True)])
     weights = share_weights(expected, label_shares) if label_shares else None
     result = choose_threshold(

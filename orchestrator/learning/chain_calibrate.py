@@ -38,10 +38,10 @@ from orchestrator.learning.calibrate import (
     CalibrationError,
     choose_threshold,
     columns_for,
-    predict_labels,
     provenance,
     same_label,
     share_weights,
+    split_answers,
 )
 from orchestrator.registry.build_record import (
     artifacts_fingerprint,
@@ -216,8 +216,12 @@ def calibrate_after(
     source: str | None = None,
     store: bool = True,
     by: str = "hand",
+    own_split: bool = False,
 ) -> ChainCalibration:
-    """Run ``first`` then ``version`` on a labelled split, choose both thresholds, store them."""
+    """Run ``first`` then ``version`` on a labelled split, choose both thresholds, store them.
+
+    ``own_split``: the items are the declared validation split, so a cross-fitted tier's held-out
+    answers stand in for its own (:func:`orchestrator.learning.calibrate.split_answers`)."""
     from dataclasses import replace
 
     expected = list(labels)
@@ -229,7 +233,7 @@ def calibrate_after(
         if size != len(expected):
             raise CalibrationError(f"{size} items but {len(expected)} labels")
         skill.verify()
-        predicted, conf = predict_labels(skill.create(), batch, output_field)
+        predicted, conf = split_answers(skill, batch, expected, own_split, output_field)
         correct.append([same_label(p, e) for p, e in zip(predicted, expected, strict=True)])
         confidence.append(conf)
     weights = share_weights(expected, label_shares) if label_shares else None

@@ -7,7 +7,9 @@ with the first tier's TF-IDF probabilities, calibrated together with the first t
 
 1. the shared encoder is built once (:func:`~orchestrator.learning.encoder_export.ensure_encoder`)
    and embeds every row (one pass; the skill later runs the same graph);
-2. a logistic-regression head (C=16) is fitted on the training rows' embeddings;
+2. a logistic-regression head (C=16) is fitted on the training rows' embeddings (every row when
+   cross-fitted, the default: then one copy per part of the first tier's answers its part, and
+   the weight and thresholds below are chosen on those held-out answers);
 3. the blend weight ``w`` of ``w * tfidf + (1 - w) * head`` is the one whose chain
    ``NAME -> NAME_minilm`` keeps most of the validation rows at the target accuracy (both
    thresholds chosen together, :mod:`orchestrator.learning.chain_calibrate`);
@@ -53,18 +55,30 @@ def train_embedding_tier(run: TrainRun, first: SkillVersion, data: TierData) -> 
     classes = list(first.skill_cls.labels)  # type: ignore[attr-defined]
     head = _fit_head(vectors, data, classes)
     val_labels = np.array([data.labels[i] for i in data.val_idx], dtype=object)
+    # the two tiers as they will run: what the ONNX head is checked against
     tfidf = _first_probabilities(first, [data.texts[i] for i in data.val_idx])
     embedded = _softmax(vectors[data.val_idx] @ head.coef_.T + head.intercept_)
+    # what the weight and the thresholds are chosen on: held-out answers when cross-fitted
+    held_tfidf, held_embedded = (
+        (data.first_held_out, _held_out_head(vectors, data, classes))
+        if data.first_held_out is not None
+        else (tfidf, embedded)
+    )
     weight, coverage = pick_blend_weight(
-        tfidf,
-        embedded,
+        held_tfidf,
+        held_embedded,
         classes,
         val_labels,
         target=run.target_accuracy,
         after=first.key,
         weights=run.weights(list(val_labels)),
     )
-    report = _install(run, first, data, artifact, head, weight, tfidf, embedded)
+    held_out = (
+        weight * held_tfidf + (1 - weight) * held_embedded
+        if data.first_held_out is not None
+        else None
+    )
+    report = _install(run, first, data, artifact, head, weight, tfidf, embedded, held_out)
     report.update(
         {
             "tfidf_weight": weight,
@@ -83,11 +97,8 @@ def _embed(artifact: EncoderArtifact, texts: list[str]) -> np.ndarray:
 
 
 def _fit_head(vectors: np.ndarray, data: TierData, classes: list[str]) -> Any:
-    from sklearn.linear_model import LogisticRegression
-
-    y = [data.labels[i] for i in data.train_idx]
-    head = LogisticRegression(C=HEAD_C, max_iter=3000, random_state=0)
-    head.fit(vectors[data.train_idx], y)
+    """The head on the training rows, its classes checked against the first tier's."""
+    head = _head(vectors, data.train_idx, data.labels)
     if [str(c) for c in head.classes_] != classes:
         raise SetupError(
             "the embedding head's labels differ from the first tier's; retrain both tiers"
@@ -96,6 +107,25 @@ def _fit_head(vectors: np.ndarray, data: TierData, classes: list[str]) -> Any:
         head.coef_ = np.vstack([-head.coef_ / 2, head.coef_ / 2])
         head.intercept_ = np.concatenate([-head.intercept_ / 2, head.intercept_ / 2])
     return head
+
+
+def _head(vectors: np.ndarray, rows: list[int], labels: list[str]) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    head = LogisticRegression(C=HEAD_C, max_iter=3000, random_state=0)
+    return head.fit(vectors[rows], [labels[i] for i in rows])
+
+
+def _held_out_head(vectors: np.ndarray, data: TierData, classes: list[str]) -> np.ndarray:
+    """Every row's head probabilities from a copy fitted without its part (the first tier's
+    parts: :mod:`orchestrator.learning.held_out`)."""
+    from orchestrator.learning.held_out import out_of_fold
+
+    def fit_predict(fit_rows: list[int], held_rows: list[int]) -> tuple[Any, np.ndarray]:
+        copy = _head(vectors, fit_rows, data.labels)
+        return copy.classes_, copy.predict_proba(vectors[held_rows])
+
+    return out_of_fold(data.folds, classes, fit_predict)
 
 
 def _softmax(scores: np.ndarray) -> np.ndarray:
@@ -192,8 +222,9 @@ def _install(
     weight: float,
     tfidf: np.ndarray,
     embedded: np.ndarray,
+    held_out: np.ndarray | None,
 ) -> dict[str, Any]:
     """Write, check, calibrate (alone and after the first tier) and install the tier's folder."""
     expected = weight * tfidf + (1 - weight) * embedded
     model = head_model(head.coef_, head.intercept_, weight, tier_name(first.name))
-    return stage_tier(run, first, data, artifact, model, weight, expected)
+    return stage_tier(run, first, data, artifact, model, weight, expected, held_out)

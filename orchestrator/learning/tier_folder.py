@@ -9,13 +9,15 @@ the single and chain calibrations on the first tier's validation rows, then the 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from orchestrator.errors import SetupError
 from orchestrator.learning.datasets import ONNX_FILE, VAL_FILE
+from orchestrator.learning.held_out import HELD_OUT_FILE, write_held_out
+from orchestrator.registry.manifest import ARTIFACTS_DIRNAME
 
 if TYPE_CHECKING:
     from orchestrator.embedding.artifact import EncoderArtifact
@@ -46,6 +48,10 @@ class TierData:
     val_idx: list[int]
     text_column: str
     label_column: str
+    #: Cross-fitted (:mod:`orchestrator.learning.held_out`): the first tier's parts and every
+    #: row's held-out probabilities from it; empty / None: one held-out part (``val_idx``).
+    folds: list[tuple[list[int], list[int]]] = field(default_factory=list)
+    first_held_out: Any = None
 
 
 def stage_tier(
@@ -56,21 +62,24 @@ def stage_tier(
     model: Any,
     weight: float,
     expected: np.ndarray,
+    held_out: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Install the tier; its report (single and chain calibration on the validation rows)."""
+    """Install the tier; its report (single and chain calibration on the validation rows, or on
+    their ``held_out`` blended probabilities when cross-fitted)."""
     from orchestrator.registry.folders import install_folder, plan_target, staging_folder
 
     target = plan_target(run.skills_dir, tier_name(first.name), first.version, run.force)
     stage = staging_folder(run.skills_dir, target.folder.name)
     try:
-        skill = _write(stage, run, first, data, artifact, model, weight, target)
+        skill = _write(stage, run, first, data, artifact, model, weight, target, held_out)
         val_texts = [data.texts[i] for i in data.val_idx]
         got = skill.session.run(None, skill.feed({skill.text_field: val_texts}))[0]
         gap = float(np.abs(np.asarray(got, dtype=np.float64) - expected).max())
         if gap > MAX_GAP:
             raise SetupError(f"the tier's ONNX head differs from numpy by {gap:.1e} on val")
         val_labels = [data.labels[i] for i in data.val_idx]
-        single, accuracy = _calibrate_alone(stage, skill, val_texts, val_labels, run, gap)
+        answers = None if held_out is None else _answers(held_out, skill.labels)
+        single, accuracy = _calibrate_alone(stage, skill, val_texts, val_labels, run, gap, answers)
         install_folder(stage, target)
     finally:
         if stage.exists():
@@ -100,6 +109,7 @@ def _write(
     model: Any,
     weight: float,
     target: Any,
+    held_out: np.ndarray | None,
 ) -> Any:
     """The staged folder (head, the first tier's model, its val rows, manifest), loaded."""
     from orchestrator.learning.chain_calibrate import DEFAULT_CHAIN_CONFIDENCE_LEVEL
@@ -143,6 +153,7 @@ def _write(
         "confidence_level": run.confidence_level,
         "tiers": "minilm",
         "label_share": [f"{k}={v}" for k, v in (run.label_shares or {}).items()],
+        "cross_fit": held_out is not None,
     }
     inputs = csv_inputs(run.csv_path, run.skills_dir).model_copy(update={"skills": [first.name]})
     entrypoint = write_folder(
@@ -154,7 +165,10 @@ def _write(
         inputs=inputs,
         calibration=CalibrationSpec(
             validation=ValidationSplit(
-                file=VAL_FILE, label_column=data.label_column, source=run.source
+                file=VAL_FILE,
+                label_column=data.label_column,
+                source=run.source,
+                predictions=HELD_OUT_FILE if held_out is not None else None,
             ),
             target_accuracy=run.target_accuracy,
             confidence_level=0.5 if run.confidence_level is None else run.confidence_level,
@@ -168,8 +182,19 @@ def _write(
     return skill
 
 
+def _answers(probabilities: np.ndarray, classes: Any) -> tuple[list[Any], np.ndarray]:
+    names = np.asarray(list(classes), dtype=object)
+    return list(names[probabilities.argmax(1)]), probabilities.max(1)
+
+
 def _calibrate_alone(
-    stage: Any, skill: Any, texts: list[str], labels: list[str], run: TrainRun, gap: float
+    stage: Any,
+    skill: Any,
+    texts: list[str],
+    labels: list[str],
+    run: TrainRun,
+    gap: float,
+    answers: tuple[list[Any], np.ndarray] | None,
 ) -> tuple[Any, float]:
     from dataclasses import replace
 
@@ -181,7 +206,11 @@ def _calibrate_alone(
     )
     from orchestrator.registry.build_record import record_build
 
-    predicted, confidence = predict_labels(skill, {skill.text_field: texts})
+    if answers is None:
+        predicted, confidence = predict_labels(skill, {skill.text_field: texts})
+    else:  # cross-fitted: the rows trained the head too
+        predicted, confidence = answers
+        write_held_out(stage / ARTIFACTS_DIRNAME / HELD_OUT_FILE, labels, predicted, confidence)
     correct = np.array([same_label(p, e) for p, e in zip(predicted, labels, strict=True)])
     accuracy = round(float(correct.mean()), 4)
     metrics = {
@@ -191,7 +220,8 @@ def _calibrate_alone(
         "onnx_max_probability_gap": float(f"{gap:.2e}"),
         "encoder_sha256": skill.encoder_sha256,
     }
-    record_build(stage, [ONNX_FILE, TFIDF_FILE, VAL_FILE], metrics)
+    files = [ONNX_FILE, TFIDF_FILE, VAL_FILE] + ([HELD_OUT_FILE] if answers is not None else [])
+    record_build(stage, files, metrics)
     calibration = choose_threshold(
         confidence,
         correct,
@@ -224,6 +254,7 @@ def _calibrate_chain(
         confidence_level=DEFAULT_CHAIN_CONFIDENCE_LEVEL,
         source=run.source,
         by="build",
+        own_split=True,  # the validation rows: a cross-fitted tier's held-out answers
     )
 
 

@@ -40,8 +40,14 @@ from orchestrator.learning.datasets import (
     non_empty_column,
     require_columns,
 )
+from orchestrator.learning.held_out import folds
 from orchestrator.learning.tabular_pipeline import MODELS, detect_types
-from orchestrator.learning.trainer import FeatureStep, TrainRun, train_classifier
+from orchestrator.learning.trainer import (
+    FeatureStep,
+    TrainRun,
+    held_out_probabilities,
+    train_classifier,
+)
 from orchestrator.registry.folders import shown_labels
 from orchestrator.registry.kinds import field_name, normalize_text, to_category, to_number
 
@@ -77,6 +83,7 @@ def train_text_classifier(
     force: bool = False,
     tiers: Sequence[str] | str | None = None,
     label_shares: Mapping[str, float] | None = None,
+    cross_fit: bool = True,
 ) -> dict[str, Any]:
     """Train a text classifier from a CSV: by default two tiers, each a new skill folder.
 
@@ -87,6 +94,9 @@ def train_text_classifier(
     default (None) both, and the first only, with a warning, where the minilm extra is missing.
     ``label_shares`` calibrates every tier for a traffic mix other than the CSV's (e.g.
     ``{"oos": 0.18}`` when out-of-scope turns are rarer in the CSV than on the line).
+    ``cross_fit`` (default): thresholds and the blend weight are chosen on every row's held-out
+    answer and each tier is fitted on every row (:mod:`orchestrator.learning.held_out`); False:
+    on one held-out part of ``val_fraction``.
     Returns the JSON report (also what ``skills train text-classifier`` prints): the first
     tier's, with the second's under ``second_tier`` and the pair's under ``chain``.
     """
@@ -150,8 +160,11 @@ def _existing_first(run: TrainRun, prepare: Any) -> dict[str, Any]:
         raise DatasetError(
             "--tiers minilm trains the second tier after an existing first tier: give --version"
         )
-    prepare(read_csv(run.csv_path))
+    step = prepare(read_csv(run.csv_path))
     first = load_version(f"{run.name}@{run.version}", run.skills_dir)
+    spec = first.manifest.calibration if first.manifest else None
+    if spec is not None and spec.validation.predictions:  # cross-fitted: the same parts again
+        held_out_probabilities(step, folds(step.labels, run.val_fraction))
     return {"skill": first.key, "kind": "text-classifier", "folder": str(first.folder)}
 
 
@@ -163,7 +176,10 @@ def _second_tier(
     from orchestrator.learning.evaluate import load_version
 
     first = load_version(first_key, run.skills_dir)
-    train_idx, val_idx = stratified_split(len(step.labels), step.labels, run.val_fraction)
+    if step.held_out is not None:  # cross-fitted: every row trains and (held out) validates
+        train_idx = val_idx = list(range(len(step.labels)))
+    else:
+        train_idx, val_idx = stratified_split(len(step.labels), step.labels, run.val_fraction)
     data = TierData(
         texts=[str(t) for t in step.values[0]],
         labels=step.labels,
@@ -171,6 +187,8 @@ def _second_tier(
         val_idx=val_idx,
         text_column=text_column,
         label_column=step.label_column,
+        folds=step.folds,
+        first_held_out=step.held_out,
     )
     return train_embedding_tier(run, first, data)
 
@@ -262,11 +280,13 @@ def train_tabular_classifier(
     confidence_level: float | None = DEFAULT_CONFIDENCE_LEVEL,
     description: str | None = None,
     force: bool = False,
+    cross_fit: bool = True,
 ) -> dict[str, Any]:
     """Train a classifier of rows (numeric + categorical columns) from a CSV into a skill folder.
 
     ``model``: ``gbm`` (GradientBoostingClassifier, 200 trees of depth 3, as lead_score) or
     ``logreg`` (standardized numbers, LogisticRegression: faster with many labels).
+    ``cross_fit``: as for :func:`train_text_classifier` (one copy per part is fitted first).
     """
     if model not in MODELS:
         raise DatasetError(f"--model {model!r}: choose 'gbm' or 'logreg'")

@@ -35,6 +35,13 @@ from orchestrator.learning.datasets import (
     read_csv,
     stratified_split,
 )
+from orchestrator.learning.held_out import (
+    HELD_OUT_FILE,
+    Folds,
+    folds,
+    out_of_fold,
+    write_held_out,
+)
 from orchestrator.registry.build_record import record_build
 from orchestrator.registry.folders import (
     FolderTarget,
@@ -58,7 +65,7 @@ if TYPE_CHECKING:
     from orchestrator.learning.calibrate import Calibration
     from orchestrator.registry.registry import SkillVersion
 
-__all__ = ["FeatureStep", "TrainRun", "train_classifier"]
+__all__ = ["FeatureStep", "TrainRun", "held_out_probabilities", "train_classifier"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,9 @@ class TrainRun:
     #: The traffic mix to calibrate for, when it differs from the CSV's (e.g. ``{"oos": 0.18}``):
     #: the validation rows are weighted so each label has its share.
     label_shares: Mapping[str, float] | None = None
+    #: Calibrate on every row's held-out answer (K = 1 / val_fraction parts) and fit the skill on
+    #: every row (:mod:`orchestrator.learning.held_out`); False: one held-out part, as before.
+    cross_fit: bool = True
 
     @classmethod
     def of(cls, arguments: Mapping[str, Any]) -> TrainRun:
@@ -108,6 +118,13 @@ class TrainRun:
     @property
     def source(self) -> str:
         """Where the validation rows come from, for the calibration record."""
+        if self.cross_fit:
+            from orchestrator.learning.held_out import fold_count
+
+            return (
+                f"{self.csv_path.name} (every row, answered by a model fitted without it: "
+                f"{fold_count(self.val_fraction)} parts)"
+            )
         return f"{self.csv_path.name} (validation part, {self.val_fraction:.0%})"
 
 
@@ -144,6 +161,10 @@ class FeatureStep:
     #: Extra build metrics and extra report keys of this kind.
     metrics: dict[str, Any] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
+    #: Cross-fitted runs (set by :func:`train_classifier`): the parts, and every row's held-out
+    #: class probabilities (columns in sorted label order), which a second tier blends with.
+    folds: list[tuple[list[int], list[int]]] = field(default_factory=list)
+    held_out: Any = None
 
     @property
     def field_names(self) -> list[str]:
@@ -167,7 +188,11 @@ def train_classifier(run: TrainRun, prepare: Callable[[CsvTable], FeatureStep]) 
     counts = check_labels(step.labels, run.val_fraction, str(run.csv_path))
     run.weights(step.labels)  # a share naming a label the CSV lacks fails before any fitting
     target = plan_target(run.skills_dir, run.name, run.version, run.force)
-    train_idx, val_idx = stratified_split(len(step.labels), step.labels, run.val_fraction)
+    if run.cross_fit:  # every row is a validation row (held out once) and a training row
+        held_out_probabilities(step, folds(step.labels, run.val_fraction))
+        train_idx = val_idx = list(range(len(step.labels)))
+    else:
+        train_idx, val_idx = stratified_split(len(step.labels), step.labels, run.val_fraction)
     converged = _fit(step, train_idx)
     classes = [str(c) for c in step.pipeline.classes_]
     config = _config(step, run, target, classes)
@@ -180,6 +205,7 @@ def train_classifier(run: TrainRun, prepare: Callable[[CsvTable], FeatureStep]) 
             "rows": len(step.labels),
             "train_rows": len(train_idx),
             "val_rows": len(val_idx),
+            "cross_fit_parts": len(step.folds),
             "labels": len(classes),
             **step.metrics,
             "onnx_agreement": round(agreement, 4),
@@ -189,7 +215,10 @@ def train_classifier(run: TrainRun, prepare: Callable[[CsvTable], FeatureStep]) 
             "source_sha256": file_digest(run.csv_path),
         }
         val_labels = [step.labels[i] for i in val_idx]
-        result = _finish(stage, target, skill, step.batch(val_idx), val_labels, run, metrics)
+        answers = _held_out_answers(step, classes)
+        result = _finish(
+            stage, target, skill, step.batch(val_idx), val_labels, run, metrics, answers
+        )
     finally:
         if stage.exists():
             shutil.rmtree(stage)
@@ -203,12 +232,37 @@ def train_classifier(run: TrainRun, prepare: Callable[[CsvTable], FeatureStep]) 
 # Steps
 
 
-def _fit(step: FeatureStep, train_idx: list[int]) -> bool:
-    """Fit the pipeline on the training rows; whether the solver converged."""
+def held_out_probabilities(step: FeatureStep, parts: Folds) -> Any:
+    """Every row's class probabilities from a copy of the pipeline fitted without its part;
+    kept on ``step`` (with the parts) for a second tier."""
+    from sklearn.base import clone
+
+    def fit_predict(fit_rows: list[int], held_rows: list[int]) -> tuple[Any, Any]:
+        copy = clone(step.pipeline)
+        _fit(step, fit_rows, copy)
+        return copy.classes_, copy.predict_proba(step.rows(held_rows))
+
+    step.folds = parts
+    step.held_out = out_of_fold(parts, sorted(set(step.labels)), fit_predict)
+    return step.held_out
+
+
+def _held_out_answers(step: FeatureStep, classes: list[str]) -> tuple[list[str], Any] | None:
+    """(label, confidence) per row from the held-out probabilities; None when not cross-fitted."""
+    if step.held_out is None:
+        return None
+    if sorted(set(step.labels)) != classes:
+        raise SetupError("the pipeline's classes are not the CSV's labels in order; retrain")
+    return [classes[i] for i in step.held_out.argmax(1)], step.held_out.max(1)
+
+
+def _fit(step: FeatureStep, train_idx: list[int], pipeline: Any = None) -> bool:
+    """Fit the pipeline (or a copy of it) on some rows; whether the solver converged."""
+    pipeline = step.pipeline if pipeline is None else pipeline
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            step.pipeline.fit(step.rows(train_idx), [step.labels[i] for i in train_idx])
+            pipeline.fit(step.rows(train_idx), [step.labels[i] for i in train_idx])
         except ValueError as exc:
             if step.fit_error is None:
                 raise
@@ -261,10 +315,14 @@ def _stage_skill(
         "target_accuracy": run.target_accuracy,
         "confidence_level": run.confidence_level,
         "label_share": [f"{k}={v}" for k, v in (run.label_shares or {}).items()],
+        "cross_fit": run.cross_fit,
     }
     calibration = CalibrationSpec(
         validation=ValidationSplit(
-            file=VAL_FILE, label_column=step.label_column, source=run.source
+            file=VAL_FILE,
+            label_column=step.label_column,
+            source=run.source,
+            predictions=HELD_OUT_FILE if run.cross_fit else None,
         ),
         target_accuracy=run.target_accuracy,
         # None (no margin) is level 0.5: the Wilson bound is then the point estimate
@@ -329,14 +387,20 @@ def _finish(
     val_labels: list[str],
     run: TrainRun,
     metrics: dict[str, Any],
+    answers: tuple[list[str], Any] | None,
 ) -> dict[str, Any]:
-    """Calibrate on the validation rows, record the build, install the folder, load it back;
-    the report."""
-    from orchestrator.learning.calibrate import write_calibration
+    """Calibrate on the validation rows (their held-out ``answers`` when cross-fitted), record
+    the build, install the folder, load it back; the report."""
+    from orchestrator.learning.calibrate import predict_labels, write_calibration
 
-    calibration, accuracy = _calibrate(skill, batch, val_labels, run)
+    predicted, confidence = answers if answers is not None else predict_labels(skill, batch)
+    calibration, accuracy = _calibrate(predicted, confidence, val_labels, run)
     metrics = {"val_accuracy": accuracy, **metrics}
-    record_build(stage, [ONNX_FILE, VAL_FILE], metrics)
+    files = [ONNX_FILE, VAL_FILE]
+    if answers is not None:
+        write_held_out(stage / ARTIFACTS_DIRNAME / HELD_OUT_FILE, val_labels, predicted, confidence)
+        files.append(HELD_OUT_FILE)
+    record_build(stage, files, metrics)
     write_calibration(stage, calibration, by="build")
     install_folder(stage, target)
     version = _load(target.folder)  # the folder must load the way the registry will load it
@@ -344,14 +408,13 @@ def _finish(
 
 
 def _calibrate(
-    skill: Any, batch: Mapping[str, Sequence[Any]], val_labels: list[str], run: TrainRun
+    predicted: Sequence[Any], confidence: Any, val_labels: list[str], run: TrainRun
 ) -> tuple[Calibration, float]:
-    """The threshold chosen on the validation rows, and the skill's accuracy on them."""
+    """The threshold chosen on the validation rows' answers, and their accuracy."""
     import numpy as np
 
-    from orchestrator.learning.calibrate import choose_threshold, predict_labels, same_label
+    from orchestrator.learning.calibrate import choose_threshold, same_label
 
-    predicted, confidence = predict_labels(skill, batch)
     correct = np.array([same_label(p, e) for p, e in zip(predicted, val_labels, strict=True)])
     calibration = choose_threshold(
         confidence,
@@ -380,7 +443,10 @@ def _report(
         "folder": str(target.folder),
         "entrypoint": version.manifest.entrypoint if version.manifest else None,
         "aliases": target.aliases,
-        **{key: metrics[key] for key in ("rows", "train_rows", "val_rows", "labels")},
+        **{
+            key: metrics[key]
+            for key in ("rows", "train_rows", "val_rows", "cross_fit_parts", "labels")
+        },
         "val_accuracy": metrics["val_accuracy"],
         "target_accuracy": run.target_accuracy,
         "confidence_level": run.confidence_level,

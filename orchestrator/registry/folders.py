@@ -245,6 +245,9 @@ def train_command_line(
         return None
     parts = ["python", "-m", "orchestrator.cli.skills", kind, "--csv", str(relative)]
     for key, value in args.items():
+        if isinstance(value, bool):  # a switch: --key / --no-key
+            parts.append(f"--{'' if value else 'no-'}{key.replace('_', '-')}")
+            continue
         for one in value if isinstance(value, list) else [value]:  # a list: a repeated option
             if one is not None:
                 parts += [f"--{key.replace('_', '-')}", str(one)]

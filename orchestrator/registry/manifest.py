@@ -109,6 +109,14 @@ class ValidationSplit(BaseModel):
     file: str = Field(description="CSV in the artifacts folder (or a path from the project root)")
     label_column: str = Field(default="label", description="column holding the true label")
     source: str | None = Field(default=None, description="what the rows are, for people")
+    predictions: str | None = Field(
+        default=None,
+        description=(
+            "CSV among the artifacts with the skill's held-out answers on these rows (a "
+            "cross-fitted skill was trained on them too): calibration reads these, not the "
+            "skill's own answers (orchestrator.learning.held_out)"
+        ),
+    )
 
 
 class CalibrationSpec(BaseModel):

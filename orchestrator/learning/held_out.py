@@ -49,6 +49,9 @@ __all__ = [
 
 HELD_OUT_FILE = "held_out.csv"
 SEED = 0
+#: Below this many rows the copies are fitted one after the other: starting worker processes
+#: costs more than the fits.
+PARALLEL_MIN_ROWS = 2000
 
 Folds = list[tuple[list[int], list[int]]]
 
@@ -74,19 +77,45 @@ def out_of_fold(
     parts: Folds,
     classes: Sequence[str],
     fit_predict: Callable[[list[int], list[int]], tuple[Sequence[Any], np.ndarray]],
+    jobs: int | None = None,
 ) -> np.ndarray:
     """Class probabilities (columns in ``classes`` order) of every row, each from the copy that
     did not see it. ``fit_predict(fit_rows, held_rows)`` fits a fresh copy and returns its class
-    order and its probabilities for the held rows."""
+    order and its probabilities for the held rows.
+
+    ``jobs``: copies fitted at once, in worker processes (default: one per CPU up to the number
+    of parts, from :data:`PARALLEL_MIN_ROWS` rows; ``ORCHESTRATOR_TRAIN_JOBS`` caps it). Each fit
+    is seeded, so the answers do not depend on it.
+    """
     column = {str(c): i for i, c in enumerate(classes)}
     size = sum(len(held) for _, held in parts)
+    jobs = _jobs(len(parts), size) if jobs is None else max(1, jobs)
+    if jobs > 1:
+        from joblib import Parallel, delayed
+
+        # loky pickles fit_predict with cloudpickle: closures over the training data are fine
+        results = Parallel(n_jobs=jobs, backend="loky")(
+            delayed(fit_predict)(fit, held) for fit, held in parts
+        )
+    else:
+        results = [fit_predict(fit, held) for fit, held in parts]
     probabilities = np.zeros((size, len(classes)), dtype=np.float64)
-    for fit, held in parts:
-        order, got = fit_predict(fit, held)
+    for (_, held), (order, got) in zip(parts, results, strict=True):
         # a copy may lack a class no fit row had (a tiny label): its column stays 0
         cols = [column[str(c)] for c in order]
         probabilities[np.ix_(held, cols)] = np.asarray(got, dtype=np.float64)
     return probabilities
+
+
+def _jobs(parts: int, rows: int) -> int:
+    import os
+
+    if rows < PARALLEL_MIN_ROWS:
+        return 1
+    cap = os.environ.get("ORCHESTRATOR_TRAIN_JOBS", "").strip()
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    limit = int(cap) if cap.isdigit() and int(cap) > 0 else (cpus or 1)
+    return max(1, min(parts, limit))
 
 
 def write_held_out(

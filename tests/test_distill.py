@@ -120,6 +120,8 @@ def test_distill_registers_canary_and_reports_both(setup: dict[str, Any]) -> Non
     assert report.data["examples_used"] == INTENTS * 15
     assert report.data["human_examples"] == 1
     assert report.data["train_rows"] == INTENTS * 35
+    # prod was cross-fitted: so is the canary (in 5 parts: distill's --val-fraction 0.2)
+    assert report.training["cross_fit_parts"] == 5
     keys = [v.key for v in report.shadow]
     assert keys == ["mini@1.0.0", "mini@1.1.0"]
     for v in report.shadow:
@@ -247,8 +249,13 @@ def _declare(folder: Path, block: dict[str, Any]) -> None:
 def test_distill_uses_the_data_the_manifest_declares(setup: dict[str, Any], tmp_path: Path) -> None:
     skills = tmp_path / "skills"
     base_csv = _write(tmp_path / "base.csv", declared_base())
-    train_text_classifier(
-        base_csv, name="mini", skills_dir=skills, target_accuracy=0.9, val_fraction=0.25
+    train_text_classifier(  # one held-out part (faster here): the canary is trained the same way
+        base_csv,
+        name="mini",
+        skills_dir=skills,
+        target_accuracy=0.9,
+        val_fraction=0.25,
+        cross_fit=False,
     )
     _declare(
         skills / "mini",
@@ -266,7 +273,10 @@ def test_distill_uses_the_data_the_manifest_declares(setup: dict[str, Any], tmp_
     assert report.data["base_rows"] == INTENTS * 20
     assert report.eval_source == f"{__name__}:declared_eval"  # no source: the function
     assert [v.items for v in report.shadow] == [INTENTS * 10] * 2
-    calibration = Registry.from_folder(skills).resolve("mini@canary").build
+    canary = Registry.from_folder(skills).resolve("mini@canary")
+    assert canary.manifest is not None and canary.manifest.calibration is not None
+    assert canary.manifest.calibration.validation.predictions is None  # as prod: not cross-fitted
+    calibration = canary.build
     assert calibration is not None and calibration.calibration is not None
     assert calibration.calibration["source"] == "distill calibration split"
     assert calibration.calibration["val_items"] == INTENTS * 8
@@ -282,7 +292,9 @@ def test_a_bad_distill_block_says_where_and_what_to_fix(
 ) -> None:
     skills = tmp_path / "skills"
     base_csv = _write(tmp_path / "base.csv", declared_base())
-    train_text_classifier(base_csv, name="mini", skills_dir=skills, val_fraction=0.25)
+    train_text_classifier(
+        base_csv, name="mini", skills_dir=skills, val_fraction=0.25, cross_fit=False
+    )
     _declare(skills / "mini", {"base_data": {"function": "no_colon_here"}})
     with pytest.raises(SkillDefinitionError, match=r"manifest\.yaml is malformed(.|\n)*'module"):
         load_manifest(skills / "mini")

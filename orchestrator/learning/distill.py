@@ -86,6 +86,7 @@ TRAINING_SUMMARY = (
     "reachable",
     "target_accuracy",
     "val_rows",
+    "cross_fit_parts",
     "val_coverage",
     "val_selective_accuracy",
     "train_rows",
@@ -300,7 +301,15 @@ def _train_canary(
             target_accuracy=target,
             confidence_level=confidence_level,
             description=run.prod.skill_cls.description,
+            cross_fit=_cross_fitted(run.prod),
         )
+
+
+def _cross_fitted(version: SkillVersion) -> bool:
+    """Whether ``version`` was cross-fitted (it keeps held-out answers): its canary is trained
+    the same way."""
+    spec = version.manifest.calibration if version.manifest is not None else None
+    return spec is not None and spec.validation.predictions is not None
 
 
 def _calibrate_canary(

@@ -60,6 +60,41 @@ executor, started in a subprocess on loopback). *Closed loop*: every client send
 as soon as the last one is answered (latency includes queueing behind the other clients). *Open
 loop*: turns start at a fixed rate, the way independent calls arrive; latency is counted from
 the intended start.""",
+    "two_tiers": """\
+Two tiers from any CSV: the product's own commands with their defaults, run as subprocesses in
+a temporary skills folder: `orchestrator skills train text-classifier` (both tiers: TF-IDF, then
+the shared sentence encoder's tier calibrated as its chain; thresholds chosen at the default
+target accuracy on held-out answers from the training CSV alone) and `orchestrator skills eval
+--json` on the test CSV, which training and calibration never see. *Tier one alone* is the
+TF-IDF skill at its own threshold (`single` in the eval report); *both tiers* is the chain. The
+CLINC150 CSV is train + oos_train (out-of-scope rows are rare in it, frequent in its test), once
+as it is and once calibrated for the test's out-of-scope share (`--label-share`). BANKING77 is
+`bench/data/banking77` (its licence is next to it). Training seconds are the command's wall time,
+process start included.""",
+    "bakeoff": """\
+Is escalating worth it? The big model (the embedded SmolLM2-135M unless
+`ORCHESTRATOR_LLM_PROVIDERS` is set) against the small tiers on the items the small tiers are
+unsure of (CLINC150 test + oos_test, a seeded sample), asked the cascade's way, one call at a
+time (`bench/provider_bakeoff.py`, `orchestrator providers eval`'s measurement). Cost is at the
+provider's own price (the embedded model bills nothing); latency is per call.""",
+    "distill": """\
+Does distillation cut escalations at equal kept accuracy? A CLINC150 skill trained from a CSV
+(both tiers), then three rounds of unseen traffic: what the whole chain leaves unsure goes to an
+ORACLE playing the big model (it answers with the gold label: this measures the loop, not a
+model), distillation retrains both tiers on those answers and the new version is promoted. Every
+version is calibrated on val + oos_val (weighted to the test's out-of-scope share) and measured
+on test + oos_test (`bench/distill_rounds.py`). Escalation rates and accuracies are fractions of
+the test items.""",
+    "kb": """\
+Answers from a knowledge base. A base built the default way (`orchestrator kb build`) from
+CLINC150 train questions (intents as answer ids), evaluated like `orchestrator kb eval` on test
+and val questions it never saw: the right answer first (top1) or among the first five (top5),
+coverage and selective accuracy at the calibrated threshold, seconds per question batch. Then
+big-model calls through the real runtime (local executor, PII guard, gateway) on a seeded sample
+of test questions in CLINC's mix, against the stub server playing a reader that cites the right
+passage when it is shown (an upper bound of a real model's reading): *cascade* (only unsure
+questions go up, grounded in their passages) vs *RAG only* (every question goes up with its
+passages), in the same run (`bench/kb.py`).""",
 }
 
 TITLES = {
@@ -67,7 +102,17 @@ TITLES = {
     "big_model": "All to the big model vs the cascade",
     "plan_cache": "Planner calls with and without the plan cache",
     "latency": "Real-time turn latency",
+    "two_tiers": "Two tiers from any CSV",
+    "bakeoff": "Provider bake-off on the unsure items",
+    "distill": "Distillation rounds",
+    "kb": "Knowledge base answers",
 }
+
+MERGED = """\
+Except where a section says otherwise: sections measured by an earlier run than the command above
+say so under their table, with that run's command and machine (`--only` refreshes the sections it
+names and keeps the others).
+"""
 
 
 @dataclass(frozen=True)
@@ -78,6 +123,8 @@ class Table:
     headers: list[str]
     rows: list[list[str]]
     notes: list[str] = field(default_factory=list)
+    #: further tables of the same section, rendered after its rows
+    subtables: list[Table] = field(default_factory=list)
 
 
 # --- formatting: the only place numbers become text ----------------------------------------------
@@ -96,11 +143,34 @@ def loads(values: Sequence[float] | None) -> str:
 
 
 def _conditions(section: dict[str, Any]) -> str:
+    measured = f"measured {section['measured_at']}; " if section.get("measured_at") else ""
     return (
-        f"load average before {loads(section.get('loadavg_before'))}, "
+        f"{measured}load average before {loads(section.get('loadavg_before'))}, "
         f"after {loads(section.get('loadavg_after'))}; "
         f"section took {num(section.get('section_wall_s'), 1)} s"
     )
+
+
+def _earlier_run(section: dict[str, Any]) -> list[str]:
+    """Where a section kept from an earlier run comes from (``run_all.py --only`` merges)."""
+    run = section.get("earlier_run")
+    if not run:
+        return []
+    m = run.get("machine") or {}
+    return [
+        f"measured by an earlier run: `{run.get('command')}` on {m.get('cpu_model', DASH)} "
+        f"({num(m.get('cpu_count'))} cores), started {m.get('date', DASH)}"
+    ]
+
+
+def pct(value: Any, digits: int = 1) -> str:
+    """A stored percentage as ``22.5 %`` (a dash when missing)."""
+    return DASH if value is None else f"{value:,.{digits}f} %"
+
+
+def at(coverage: Any, accuracy: Any) -> str:
+    """``coverage @ selective accuracy``, as the issue writes it."""
+    return f"{num(coverage, 3)} @ {num(accuracy, 3)}"
 
 
 # --- one builder per section ---------------------------------------------------------------------
@@ -217,19 +287,207 @@ def latency_table(s: dict[str, Any]) -> Table:
     return Table(TITLES["latency"], headers, rows, notes)
 
 
+def two_tiers_table(s: dict[str, Any]) -> Table:
+    headers = ["data", "labels", "train rows", "test rows", "train s"]
+    headers += ["tier one alone: coverage @ sel. acc.", "escalated"]
+    headers += ["both tiers: coverage @ sel. acc.", "escalated", "escalations cut", "goal met"]
+    rows = []
+    for r in s["rows"]:
+        one, chain = r["single"], r.get("chain") or {}
+        rows.append(
+            [
+                r["dataset"],
+                num(r["labels"]),
+                num(r["train_rows"]),
+                num(r["test_rows"]),
+                num(r["train_s"], 1),
+                at(one["coverage"], one["selective_accuracy"]),
+                num(one["escalated"]),
+                at(chain.get("coverage"), chain.get("selective_accuracy")),
+                num(chain.get("escalated")),
+                pct(r.get("escalations_cut_pct")),
+                "yes" if r["meets_goal"] else "no",
+            ]
+        )
+    goal = s["goal"]
+    notes = [
+        f"the issue's goal: coverage {num(goal['coverage'], 2)} or more at selective accuracy "
+        f"{num(goal['selective_accuracy'], 2)} or more on a {num(goal['labels'])}-intent CSV "
+        "(*goal met* reads the chain, or tier one where there is no chain)"
+    ]
+    for r in s["rows"]:
+        tiers = "; ".join(
+            f"{t['skill']} keeps {num(t['kept'])} of {num(t['seen'])} at "
+            f"{num(t['kept_accuracy'], 4)} (threshold {num(t['threshold'], 4)})"
+            for t in r.get("tiers", [])
+        )
+        notes.append(
+            f"{r['dataset']}: {tiers or 'no chain calibrated: tier one alone'}; "
+            f"`{'`, then `'.join(r['commands'])}`"
+        )
+        if r.get("warning"):
+            notes.append(f"{r['dataset']}: warning from training: {r['warning']}")
+    if s.get("train_per_label") or s.get("test_per_label"):
+        notes.append(
+            f"rows capped per label: training {num(s.get('train_per_label'))}, test "
+            f"{num(s.get('test_per_label'))} (a smoke run, not the published sizes)"
+        )
+    notes.append(_conditions(s))
+    return Table(TITLES["two_tiers"], headers, rows, notes)
+
+
+def bakeoff_table(s: dict[str, Any]) -> Table:
+    small = s["small"]
+    headers = ["answered by", "items", "accuracy", "correct", "failures", "calls", "tokens"]
+    headers += ["cost $", "p50 s/call", "p95 s/call", "verdict"]
+    rows = [
+        [
+            f"small tiers ({', '.join(small['tiers'])})",
+            num(small["items"]),
+            num(small["accuracy"], 3),
+            num(small["correct"]),
+            num(0),
+            num(0),
+            num(0),
+            num(0, 4),
+            num(small["latency_p50_s"], 4),
+            num(small["latency_p95_s"], 4),
+            DASH,
+        ]
+    ]
+    for p in s["providers"]:
+        rows.append(
+            [
+                f"{p['provider']} ({p['model']})",
+                num(p["items"]),
+                num(p["provider_accuracy"], 3),
+                num(p["provider_correct"]),
+                num(p["failures"]),
+                num(p["calls"]),
+                num(p["tokens"]),
+                num(p["cost_usd"], 4),
+                num(p["latency_p50_s"], 2),
+                num(p["latency_p95_s"], 2),
+                f"{p['verdict']} (gain {num(p['gain'], 3)}, p = {num(p['p_value'], 4)})",
+            ]
+        )
+    notes = [
+        f"skill {s['skill']}: {num(s['unsure'])} of {num(s['rows'])} rows unsure at thresholds "
+        f"{' / '.join(num(t, 4) for t in small['thresholds'])}; {num(s['measured'])} of them "
+        "sent (seeded sample)",
+        f"recommended (margin {num(s['margin'], 2)}): "
+        f"{s['recommended'] or 'none: keep the small answers'}",
+        "calls are the answered ones; failures are items left without an answer (their call "
+        "failed or timed out), counted against the big model",
+        f"bake-off wall time {num(s['wall_s'], 1)} s",
+        _conditions(s),
+    ]
+    return Table(TITLES["bakeoff"], headers, rows, notes)
+
+
+def distill_table(s: dict[str, Any]) -> Table:
+    headers = ["round", "version", "train rows", "traffic", "to the oracle", "threshold"]
+    headers += ["escalated, all", "escalated, in scope", "selective accuracy", "accuracy", "s"]
+    rows = [
+        [
+            num(r["round"]),
+            r["version"],
+            num(r["train_rows"]),
+            num(r["traffic"]),
+            num(r["escalated_to_oracle"]) if r["round"] else DASH,
+            num(r["threshold"], 4),
+            num(r["escalation_all"], 4),
+            num(r["escalation_in_scope"], 4),
+            num(r["selective_accuracy"], 4),
+            num(r["accuracy"], 4),
+            num(r["seconds"], 1),
+        ]
+        for r in s["rounds"]
+    ]
+    first, last = s["rounds"][0], s["rounds"][-1]
+    met = [scope for scope in ("all", "in_scope") if s.get(f"goal_met_{scope}")]
+    notes = [
+        f"the issue's goal: {pct(s['goal_cut_pct'])} fewer escalations or more at equal kept "
+        f"accuracy; measured from round {num(first['round'])} to {num(last['round'])}: all "
+        f"{pct(s['cut_pct_all'])} fewer, in scope {pct(s['cut_pct_in_scope'])} fewer, selective "
+        f"accuracy {num(first['selective_accuracy'], 4)} then {num(last['selective_accuracy'], 4)} "
+        f"(target {num(s['target_accuracy'], 2)}): goal met for "
+        f"{' and '.join(m.replace('_', ' ') for m in met) or 'neither'}",
+        f"big model: {s['big_model']}; tiers {s['tiers']}; round zero trains on "
+        f"{num(s['base_per_intent'])} rows per intent + oos_train, each round sends "
+        f"{num(s['traffic_per_intent'])} unseen rows per intent",
+        _conditions(s),
+    ]
+    return Table(TITLES["distill"], headers, rows, notes)
+
+
+def kb_table(s: dict[str, Any]) -> Table:
+    clinc, per = s["clinc"], num(s["per"])
+    headers = ["eval set", "questions", "top1 accuracy", "top5 accuracy", "coverage"]
+    headers += ["selective accuracy", f"s per {per} questions"]
+    rows = [
+        [
+            name,
+            num(r["questions"]),
+            num(r["top1_accuracy"], 4),
+            num(r["top5_accuracy"], 4),
+            num(r["coverage"], 4),
+            num(r["selective_accuracy"], 4),
+            num(r["seconds_per_1000"], 2),
+        ]
+        for name, r in (("test", clinc["test"]), ("val", clinc["val"]))
+    ]
+    calls_headers = ["mode", "big-model calls", "questions sent", "prompt tokens"]
+    calls_headers += ["right answers (stub reader)", "wall s"]
+    calls_rows = [
+        [
+            label,
+            num(r["llm_calls_per_1000"], 1),
+            num(r["questions_to_big_model_per_1000"], 1),
+            num(r["prompt_tokens_per_1000"]),
+            num(r["right_per_1000"], 1),
+            num(r["seconds"], 2),
+        ]
+        for label, r in (("cascade", s["calls"]["cascade"]), ("RAG only", s["calls"]["rag_only"]))
+    ]
+    calls = Table(f"Big-model calls per {per} questions", calls_headers, calls_rows)
+    build, large = clinc["build"], s["large_by_hand"]
+    notes = [
+        f"base: {num(build['answers'])} answers, {num(build['indexed_texts'])} questions indexed, "
+        f"{num(build['val_questions'])} held out to calibrate; built in "
+        f"{num(build['seconds'], 1)} s; "
+        f"threshold {num(clinc['threshold'], 4)}; out-of-scope test questions kept (each one a "
+        f"wrong answer): {num(clinc['oos_test_kept'], 4)}",
+        f"calls: {num(s['call_sample'])} questions sampled, scaled per {per}; RAG only / cascade: "
+        f"{num(s['calls_ratio'], 2)} {TIMES} the calls",
+        f"not measured here: the {num(large['passages'])}-passage base (build time, memory, "
+        f"latency; about {num(large['minutes'])} minutes), `bench/kb.py --sections large` by "
+        "hand; its figures are in bench/kb.py's docstring",
+        _conditions(s),
+    ]
+    return Table(TITLES["kb"], headers, rows, notes, subtables=[calls])
+
+
 BUILDERS: dict[str, Callable[[dict[str, Any]], Table]] = {
     "throughput": throughput_table,
     "big_model": big_model_table,
     "plan_cache": plan_cache_table,
     "latency": latency_table,
+    "two_tiers": two_tiers_table,
+    "bakeoff": bakeoff_table,
+    "distill": distill_table,
+    "kb": kb_table,
 }
 
 
 def section_table(name: str, section: dict[str, Any]) -> Table:
     """The table of one section of the results; a failed section is one line saying why."""
     if "error" in section:
-        return Table(TITLES[name], [], [], [f"failed in this run: {section['error']}"])
-    return BUILDERS[name](section)
+        table = Table(TITLES[name], [], [], [f"failed in this run: {section['error']}"])
+    else:
+        table = BUILDERS[name](section)
+    table.notes.extend(_earlier_run(section))
+    return table
 
 
 def machine_table(m: dict[str, Any]) -> Table:
@@ -278,6 +536,47 @@ def headlines(results: dict[str, Any]) -> list[str]:
             f"real-time turn, {phase['phase']}: p50 {num(phase['p50_ms'], 2)} ms, "
             f"p99 {num(phase['p99_ms'], 2)} ms"
         )
+    lines += _new_headlines(sections)
+    return lines
+
+
+def _new_headlines(sections: dict[str, Any]) -> list[str]:
+    """Headlines of the two_tiers, bakeoff, distill and kb sections."""
+    lines: list[str] = []
+    for r in sections.get("two_tiers", {}).get("rows", []):
+        one, chain = r["single"], r.get("chain") or {}
+        lines.append(
+            f"two tiers from a CSV, {r['dataset']}: coverage @ selective accuracy "
+            f"{at(chain.get('coverage'), chain.get('selective_accuracy'))} with both tiers, "
+            f"{at(one['coverage'], one['selective_accuracy'])} with tier one alone; "
+            f"{pct(r.get('escalations_cut_pct'))} fewer escalations"
+        )
+    b = sections.get("bakeoff", {})
+    for p in b.get("providers", []):
+        lines.append(
+            f"bake-off on {num(p['items'])} unsure items of {b['skill']}: small tiers "
+            f"{num(b['small']['accuracy'], 3)}, {p['provider']} {num(p['provider_accuracy'], 3)} "
+            f"accuracy at p50 {num(p['latency_p50_s'], 2)} s per call: {p['verdict']}"
+        )
+    d = sections.get("distill", {})
+    if "rounds" in d:
+        lines.append(
+            f"distillation, round {num(d['rounds'][0]['round'])} to "
+            f"{num(d['rounds'][-1]['round'])}: {pct(d['cut_pct_all'])} fewer escalations "
+            f"({pct(d['cut_pct_in_scope'])} in scope), selective accuracy "
+            f"{num(d['rounds'][0]['selective_accuracy'], 4)} then "
+            f"{num(d['rounds'][-1]['selective_accuracy'], 4)}"
+        )
+    k = sections.get("kb", {})
+    if "clinc" in k:
+        test, calls = k["clinc"]["test"], k["calls"]
+        lines.append(
+            f"knowledge base on CLINC150 test: top1 {num(test['top1_accuracy'], 4)}, coverage "
+            f"{num(test['coverage'], 4)} at selective accuracy "
+            f"{num(test['selective_accuracy'], 4)}; big-model calls per {num(k['per'])} "
+            f"questions: {num(calls['cascade']['llm_calls_per_1000'], 1)} with the cascade, "
+            f"{num(calls['rag_only']['llm_calls_per_1000'], 1)} RAG only"
+        )
     return lines
 
 
@@ -293,6 +592,8 @@ def _markdown_table(table: Table) -> list[str]:
 def render_markdown(results: dict[str, Any]) -> str:
     """The whole BENCHMARKS.md for ``results`` (the dict ``run_all.py`` writes as JSON)."""
     out = [HEADER.format(command=results["command"], json_path=results["json_path"])]
+    if any("earlier_run" in section for section in results["sections"].values()):
+        out.append(MERGED)
     out += ["## Headlines", ""] + [f"- {line}" for line in headlines(results)] + [""]
     out += ["## Machine", "", *_markdown_table(machine_table(results["machine"])), ""]
     for name, section in results["sections"].items():
@@ -300,18 +601,28 @@ def render_markdown(results: dict[str, Any]) -> str:
         out += [f"## {table.title}", "", INTROS[name], ""]
         if table.rows:
             out += [*_markdown_table(table), ""]
+        for sub in table.subtables:
+            out += [f"**{sub.title}**", "", *_markdown_table(sub), ""]
         out += [f"- {note}" for note in table.notes] + [""]
     return "\n".join(out).rstrip() + "\n"
 
 
 def render_text(table: Table) -> str:
     """``table`` as aligned plain text, for the terminal (first column left, the rest right)."""
-    lines = [f"== {table.title} =="]
-    if table.rows:
-        widths = [max(len(c) for c in col) for col in zip(table.headers, *table.rows, strict=True)]
-        for row in (table.headers, *table.rows):
-            cells = [row[0].ljust(widths[0])]
-            cells += [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
-            lines.append("  ".join(cells))
+    lines = [f"== {table.title} ==", *_text_rows(table)]
+    for sub in table.subtables:
+        lines += [f"-- {sub.title} --", *_text_rows(sub)]
     lines += [f"  {note}" for note in table.notes]
     return "\n".join(lines)
+
+
+def _text_rows(table: Table) -> list[str]:
+    if not table.rows:
+        return []
+    widths = [max(len(c) for c in col) for col in zip(table.headers, *table.rows, strict=True)]
+    lines = []
+    for row in (table.headers, *table.rows):
+        cells = [row[0].ljust(widths[0])]
+        cells += [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        lines.append("  ".join(cells))
+    return lines

@@ -38,6 +38,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("ORCHESTRATOR_LOG_LEVEL", "WARNING")
@@ -120,14 +121,20 @@ def measure(version_key: str, skills_dir: Path, test: list[tuple[str, str]]) -> 
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--base-per-intent", type=int, default=40)
-    parser.add_argument("--traffic-per-intent", type=int, default=20)
-    parser.add_argument("--target", type=float, default=0.95)
-    parser.add_argument("--tiers", default="tfidf,minilm")
-    parser.add_argument("--json", action="store_true", help="also print one JSON line")
-    args = parser.parse_args()
+def run_rounds(
+    base_per_intent: int = 40,
+    traffic_per_intent: int = 20,
+    target: float = 0.95,
+    tiers: str = "tfidf,minilm",
+) -> dict[str, Any]:
+    """Round 0 and three distillation rounds (see the module docstring); prints each row as it
+    finishes and returns the summary (the ``--json`` object). ``bench/run_all.py`` calls it."""
+    args = argparse.Namespace(
+        base_per_intent=base_per_intent,
+        traffic_per_intent=traffic_per_intent,
+        target=target,
+        tiers=tiers,
+    )
     started = time.perf_counter()
     base, traffic = slices(args.base_per_intent, args.traffic_per_intent)
     val = clinc150_eval("val")
@@ -240,6 +247,18 @@ def main() -> None:
         "seconds": round(time.perf_counter() - started, 1),
     }
     print(f"total {summary['seconds']} s")
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--base-per-intent", type=int, default=40)
+    parser.add_argument("--traffic-per-intent", type=int, default=20)
+    parser.add_argument("--target", type=float, default=0.95)
+    parser.add_argument("--tiers", default="tfidf,minilm")
+    parser.add_argument("--json", action="store_true", help="also print one JSON line")
+    args = parser.parse_args()
+    summary = run_rounds(args.base_per_intent, args.traffic_per_intent, args.target, args.tiers)
     if args.json:
         print(json.dumps(summary))
 

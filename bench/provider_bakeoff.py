@@ -179,6 +179,51 @@ def print_table(report: dict[str, Any]) -> None:
         print(f"rows left out (labels the skill does not know): {report['left_out_labels']}")
 
 
+def measure(
+    gateway: Any,
+    *,
+    skill: str = "turn_intent",
+    domains: list[str] | None = None,
+    limit: int | None = 100,
+    items_per_call: int = 10,
+    margin: float = 0.05,
+    cascade: bool = False,
+) -> dict[str, Any]:
+    """The bake-off's report (the ``--json`` object) of ``gateway``'s providers against the small
+    tiers of ``skill`` (or of a CSV skill of CLINC150's ``domains``, trained here), on at most
+    ``limit`` unsure items; ``cascade`` adds the forced and measured ``--escalate`` runs.
+    ``bench/run_all.py`` calls it with the big model it started for its other sections."""
+    from orchestrator.config import Settings
+    from orchestrator.learning.bakeoff import BakeOffOptions, run_bakeoff
+
+    with tempfile.TemporaryDirectory(prefix="bakeoff-bench-") as folder:
+        tmp = Path(folder)
+        if domains:
+            skills_dir, csv_path, skill = domain_skill(domains, tmp)
+        else:
+            skills_dir, csv_path = builtin_skill(skill, tmp)
+        settings = Settings(skills_dir=skills_dir, data_dir=tmp / "data")
+        options = BakeOffOptions(
+            margin=margin,
+            limit=limit,
+            items_per_call=items_per_call,
+            max_concurrency=1,  # the embedded server answers one request at a time
+            timeout_s=180.0,
+        )
+        started = time.perf_counter()
+        report = run_bakeoff(
+            skill, csv_path, options=options, settings=settings, gateway=gateway
+        ).to_dict()
+        if cascade:
+            tiers = report["small"]["tiers"]
+            report["cascade"] = cascade_runs(
+                skills_dir, csv_path, tiers, settings, gateway, items_per_call
+            )
+        report["wall_s"] = round(time.perf_counter() - started, 1)
+    report["machine"] = machine()
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--skill", default="turn_intent", help="a built-in skill")
@@ -194,40 +239,21 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     args = parser.parse_args()
 
-    from orchestrator.config import Settings
-    from orchestrator.learning.bakeoff import BakeOffOptions, run_bakeoff
     from orchestrator.llm.embedded import EmbeddedModel
     from orchestrator.llm.gateway import LLMGateway
     from orchestrator.telemetry.logs import configure_logging
 
     configure_logging("console", "WARNING")  # the table and the JSON line only, on stdout
-    with tempfile.TemporaryDirectory(prefix="bakeoff-bench-") as folder:
-        tmp = Path(folder)
-        if args.domains:
-            skills_dir, csv_path, skill = domain_skill(args.domains.split(","), tmp)
-        else:
-            (skills_dir, csv_path), skill = builtin_skill(args.skill, tmp), args.skill
-        settings = Settings(skills_dir=skills_dir, data_dir=tmp / "data")
-        options = BakeOffOptions(
-            margin=args.margin,
+    with EmbeddedModel() as model:
+        report = measure(
+            LLMGateway([model.provider]),
+            skill=args.skill,
+            domains=args.domains.split(",") if args.domains else None,
             limit=args.limit,
             items_per_call=args.items_per_call,
-            max_concurrency=1,  # the embedded server answers one request at a time
-            timeout_s=180.0,
+            margin=args.margin,
+            cascade=args.cascade,
         )
-        started = time.perf_counter()
-        with EmbeddedModel() as model:
-            gateway = LLMGateway([model.provider])
-            report = run_bakeoff(
-                skill, csv_path, options=options, settings=settings, gateway=gateway
-            ).to_dict()
-            if args.cascade:
-                tiers = report["small"]["tiers"]
-                report["cascade"] = cascade_runs(
-                    skills_dir, csv_path, tiers, settings, gateway, args.items_per_call
-                )
-        report["wall_s"] = round(time.perf_counter() - started, 1)
-        report["machine"] = machine()
     if not args.json:
         print_table(report)
         for run in report.get("cascade", []):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -67,7 +68,8 @@ def unexplained_numbers(markdown: str, results: dict[str, Any]) -> list[str]:
         shown = float(token.replace(",", ""))
         decimals = len(token.split(".")[1]) if "." in token else 0
         tolerance = 0.5 * 10**-decimals + 1e-9
-        if not any(abs(v - shown) <= tolerance for v in numbers):
+        # the pattern takes no sign ("gain -0.323" shows 0.323): compare magnitudes
+        if not any(abs(abs(v) - shown) <= tolerance for v in numbers):
             missing.append(token)
     return missing
 
@@ -204,8 +206,137 @@ def sample_results() -> dict[str, Any]:
                     },
                 ],
             },
+            **new_sections(loads),
         },
     }
+
+
+def new_sections(loads: dict[str, Any]) -> dict[str, Any]:
+    """two_tiers, bakeoff, distill and kb, shaped as run_all writes them (hand-written figures)."""
+    tier = {"seen": 3081, "kept": 1553, "kept_accuracy": 0.9957, "threshold": 0.612345}
+    return {
+        "two_tiers": {
+            "goal": {"coverage": 0.9, "selective_accuracy": 0.97, "labels": 77},
+            "train_per_label": None,
+            "test_per_label": None,
+            "measured_at": "2031-01-02T03:04:05+00:00",
+            "section_wall_s": 812.4,
+            **loads,
+            "rows": [
+                {
+                    "dataset": "BANKING77",
+                    "labels": 77,
+                    "train_rows": 10003,
+                    "test_rows": 3081,
+                    "train_s": 271.3,
+                    "eval_s": 21.7,
+                    "single": {"coverage": 0.7841, "selective_accuracy": 0.9782, "escalated": 667},
+                    "chain": {"coverage": 0.8682, "selective_accuracy": 0.9813, "escalated": 409},
+                    "escalations_cut_pct": 38.7,
+                    "tiers": [
+                        {**tier, "skill": "bench_banking77@1.0.0"},
+                        {"skill": "bench_banking77_minilm@1.0.0", "seen": 1528, "kept": 1119,
+                         "kept_accuracy": 0.9611, "threshold": 0.754321},
+                    ],
+                    "meets_goal": False,
+                    "commands": ["orchestrator skills train text-classifier --name bench_banking77",
+                                 "orchestrator skills eval bench_banking77 --json"],
+                    "warning": None,
+                },
+            ],
+        },
+        "bakeoff": {
+            "skill": "turn_intent@1.0.0",
+            "rows": 5501,
+            "unsure": 1363,
+            "measured": 31,
+            "margin": 0.05,
+            "recommended": None,
+            "wall_s": 187.6,
+            "section_wall_s": 201.9,
+            **loads,
+            "small": {
+                "tiers": ["turn_intent@1.0.0", "turn_intent_minilm@1.0.0"],
+                "thresholds": [0.9121, 0.7544],
+                "items": 31,
+                "correct": 11,
+                "accuracy": 0.3548,
+                "latency_p50_s": 0.0123,
+                "latency_p95_s": 0.0456,
+            },
+            "providers": [
+                {
+                    "provider": "embedded",
+                    "model": "smollm2-135m-instruct",
+                    "items": 31,
+                    "provider_accuracy": 0.0323,
+                    "provider_correct": 1,
+                    "failures": 3,
+                    "calls": 4,
+                    "tokens": 4417,
+                    "cost_usd": 0.0,
+                    "latency_p50_s": 42.51,
+                    "latency_p95_s": 145.38,
+                    "verdict": "worse",
+                    "gain": -0.3226,
+                    "p_value": 0.0021,
+                },
+            ],
+        },
+        "distill": {
+            "big_model": "ORACLE (CLINC150 gold labels)",
+            "tiers": "tfidf,minilm",
+            "target_accuracy": 0.95,
+            "base_per_intent": 40,
+            "traffic_per_intent": 20,
+            "goal_cut_pct": 40.0,
+            "cut_pct_all": 21.6,
+            "cut_pct_in_scope": 48.9,
+            "goal_met_all": False,
+            "goal_met_in_scope": True,
+            "section_wall_s": 496.2,
+            **loads,
+            "rounds": [
+                {"round": 0, "version": "clinc_intent@1.0.0", "train_rows": 7100, "traffic": 0,
+                 "escalated_to_oracle": 0, "threshold": 0.4113, "escalation_all": 0.2396,
+                 "escalation_in_scope": 0.1358, "selective_accuracy": 0.9634, "accuracy": 0.8585,
+                 "seconds": 101.2},
+                {"round": 3, "version": "clinc_intent@1.3.0", "train_rows": 7905, "traffic": 3000,
+                 "escalated_to_oracle": 123, "threshold": 0.3871, "escalation_all": 0.1878,
+                 "escalation_in_scope": 0.0693, "selective_accuracy": 0.9593, "accuracy": 0.868,
+                 "seconds": 131.9},
+            ],
+        },
+        "kb": {
+            "per": 1000,
+            "call_sample": 1000,
+            "calls_ratio": 3.13,
+            "large_by_hand": {"passages": 100000, "minutes": 25},
+            "section_wall_s": 433.8,
+            **loads,
+            "clinc": {
+                "build": {"answers": 150, "indexed_texts": 12000, "val_questions": 3000,
+                          "seconds": 88.61},
+                "threshold": 0.2896,
+                "oos_test_kept": 0.0801,
+                "test": {"questions": 4500, "top1_accuracy": 0.8764, "top5_accuracy": 0.9829,
+                         "coverage": 0.7889, "selective_accuracy": 0.9583,
+                         "seconds_per_1000": 5.104},
+                "val": {"questions": 3000, "top1_accuracy": 0.8797, "top5_accuracy": 0.9837,
+                        "coverage": 0.7717, "selective_accuracy": 0.9624,
+                        "seconds_per_1000": 7.833},
+            },
+            "calls": {
+                "cascade": {"llm_calls_per_1000": 32.0, "questions_to_big_model_per_1000": 319.0,
+                            "prompt_tokens_per_1000": 20060, "right_per_1000": 944.0,
+                            "seconds": 12.34},
+                "rag_only": {"llm_calls_per_1000": 100.0,
+                             "questions_to_big_model_per_1000": 1000.0,
+                             "prompt_tokens_per_1000": 51681, "right_per_1000": 982.0,
+                             "seconds": 31.56},
+            },
+        },
+    }  # fmt: skip
 
 
 def test_every_number_in_the_markdown_comes_from_the_results():
@@ -242,6 +373,104 @@ def test_the_markdown_shows_each_section_and_its_figures():
         in markdown
     )
     assert "217 turns: 6 with the cascade (66.6 s), 17 with every turn" in markdown
+
+
+def test_the_issue_15_and_18_sections_show_their_figures_and_goals():
+    writer = _writer()
+    markdown = writer.render_markdown(sample_results())
+    dash = writer.DASH
+    # two tiers: tier one alone vs the chain, the cut, the issue's goal in the caption
+    assert (
+        "| BANKING77 | 77 | 10,003 | 3,081 | 271.3 | 0.784 @ 0.978 | 667 | 0.868 @ 0.981 | 409 "
+        "| 38.7 % | no |" in markdown
+    )
+    assert "coverage 0.90 or more at selective accuracy 0.97 or more on a 77-intent CSV" in markdown
+    assert "bench_banking77_minilm@1.0.0 keeps 1,119 of 1,528 at 0.9611" in markdown
+    assert "measured 2031-01-02T03:04:05+00:00; load average before" in markdown
+    # the bake-off: small tiers and the big model side by side
+    assert "| small tiers (turn_intent@1.0.0, turn_intent_minilm@1.0.0) | 31 | 0.355 | 11 |" in (
+        markdown
+    )
+    assert (
+        "| embedded (smollm2-135m-instruct) | 31 | 0.032 | 1 | 3 | 4 | 4,417 | 0.0000 | 42.51 "
+        "| 145.38 | worse (gain -0.323, p = 0.0021) |" in markdown
+    )
+    # distillation: per round, and the goal with the measured cut
+    assert (
+        f"| 0 | clinc_intent@1.0.0 | 7,100 | 0 | {dash} | 0.4113 | 0.2396 | 0.1358 | 0.9634 |"
+        in markdown
+    )
+    assert (
+        "the issue's goal: 40.0 % fewer escalations or more at equal kept accuracy; measured from "
+        "round 0 to 3: all 21.6 % fewer, in scope 48.9 % fewer" in markdown
+    )
+    assert "goal met for in scope" in markdown
+    # the knowledge base: eval sets, then calls per 1,000 questions in a second table
+    assert "| test | 4,500 | 0.8764 | 0.9829 | 0.7889 | 0.9583 | 5.10 |" in markdown
+    assert "**Big-model calls per 1,000 questions**" in markdown
+    assert "| cascade | 32.0 | 319.0 | 20,060 | 944.0 | 12.34 |" in markdown
+    assert "| RAG only | 100.0 | 1,000.0 | 51,681 | 982.0 | 31.56 |" in markdown
+    assert "the 100,000-passage base" in markdown and "about 25 minutes" in markdown
+    # one headline per new section
+    assert "both tiers, 0.784 @ 0.978 with tier one alone; 38.7 % fewer escalations" in markdown
+    assert "small tiers 0.355, embedded 0.032 accuracy at p50 42.51 s per call: worse" in markdown
+    assert "21.6 % fewer escalations (48.9 % in scope)" in markdown
+    assert "per 1,000 questions: 32.0 with the cascade, 100.0 RAG only" in markdown
+
+
+def _run_all() -> ModuleType:
+    """bench/run_all.py, loaded without leaving its environment defaults in this process."""
+    saved, path = dict(os.environ), list(sys.path)
+    try:
+        sys.path.insert(0, str(ROOT / "bench"))
+        spec = importlib.util.spec_from_file_location("bench_run_all", ROOT / "bench/run_all.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        sys.path[:] = path
+
+
+def test_only_merges_into_the_earlier_results_and_says_which_run_measured_what():
+    run_all = _run_all()
+    earlier = sample_results()
+    fresh = {
+        **earlier,
+        "command": ".venv/bin/python bench/run_all.py --only latency",
+        "machine": {**earlier["machine"], "date": "2032-05-06T07:08:09+00:00"},
+        "sections": {"latency": {**earlier["sections"]["latency"], "measured_at": "2032-05-06"}},
+    }
+    merged = run_all.merged(earlier, fresh)
+    assert list(merged["sections"]) == list(run_all.SECTIONS)  # every section, in order
+    assert merged["sections"]["latency"] == fresh["sections"]["latency"]
+    kept = merged["sections"]["throughput"]
+    assert kept["rows"] == earlier["sections"]["throughput"]["rows"]
+    assert kept["measured_at"] == earlier["machine"]["date"]
+    assert kept["earlier_run"]["command"] == earlier["command"]
+    assert "earlier_run" not in merged["sections"]["latency"]
+    assert run_all.merged(None, fresh) == fresh  # nothing earlier: the run alone
+    markdown = _writer().render_markdown(merged)
+    assert unexplained_numbers(markdown, merged) == []
+    assert "sections measured by an earlier run than the command above" in markdown
+    assert (
+        f"measured by an earlier run: `{earlier['command']}` on Test CPU 9000 (7 cores), "
+        f"started {earlier['machine']['date']}" in markdown
+    )
+    # merging again keeps the first run's stamp on what neither later run measured
+    again = run_all.merged(merged, {**fresh, "sections": {}})
+    assert again["sections"]["throughput"]["earlier_run"]["command"] == earlier["command"]
+    assert again["sections"]["latency"]["earlier_run"]["command"] == fresh["command"]
+
+
+def test_quick_leaves_out_the_slow_sections_unless_only_names_them():
+    run_all = _run_all()
+    quick = run_all.chosen_sections(run_all.parse_args(["--quick"]))
+    assert "kb" not in quick and "distill" not in quick and "two_tiers" in quick
+    assert run_all.chosen_sections(run_all.parse_args(["--quick", "--only", "kb"])) == ["kb"]
+    assert run_all.chosen_sections(run_all.parse_args([])) == list(run_all.SECTIONS)
 
 
 def test_plain_text_tables_line_up():

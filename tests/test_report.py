@@ -21,6 +21,7 @@ from orchestrator.config.prices import price_of
 from orchestrator.graph.baseline import (
     baseline_messages,
     baseline_steps,
+    gate_of,
     message_chars,
     tokens_of,
 )
@@ -32,6 +33,7 @@ from skills.data import clinc150_eval
 
 ROOT = Path(__file__).resolve().parent.parent
 TURN_GRAPH = ROOT / "graphs" / "outbound_call_turn.yaml"
+REPLY_GRAPH = ROOT / "graphs" / "outbound_call_reply.yaml"
 BASELINE_NAMES = (
     "baseline_llm_calls",
     "baseline_prompt_tokens",
@@ -80,6 +82,42 @@ def test_every_ledger_carries_the_counted_baseline(builtin_registry):
     assert view["llm_calls"] == 0  # nothing escalated to a big model: flagged only
     assert ledger.answered["small_model"] + ledger.answered["flagged"] == len(items)
     assert ledger.answered["flagged"] == ledger.escalated > 0
+
+
+def test_a_gated_step_counts_in_the_baseline_only_for_the_items_its_gate_let_in(
+    builtin_registry,
+):
+    # outbound_call_reply's faq step answers only turns whose next action is answer_question
+    items = _turns(60)
+    with Runtime(registry=builtin_registry, executor=LocalExecutor()) as runtime:
+        graph = runtime.compile(REPLY_GRAPH)
+        result = runtime.run(graph, items)
+    steps = {s.id: s for s in baseline_steps(graph.resolved)}
+    assert set(steps) == {"intent", "faq"}  # opt_out and next_action are rules
+    assert gate_of(steps["intent"]) is None
+    gate = gate_of(steps["faq"])
+    assert gate is not None and gate.column == "action.action"
+    assert gate.labels == {"answer_question"}
+    actions = {r.id: r.outputs["action"] for r in result.results}
+    asked = [n for n, item in enumerate(items) if actions[item["id"]] in gate.labels]
+    assert 0 < len(asked) < len(items)  # the gate let some turns in, not all
+    ledger = result.ledger
+    assert ledger.baseline_llm_calls == len(items) + len(asked)
+    chars = sum(
+        message_chars(baseline_messages(steps["intent"], row, {"text": item["utterance"]}))
+        for row, item in enumerate(items)
+    )
+    chars += sum(
+        message_chars(
+            baseline_messages(
+                steps["faq"],
+                row,
+                {"text": items[row]["utterance"], "when": actions[items[row]["id"]]},
+            )
+        )
+        for row in asked
+    )
+    assert ledger.baseline_prompt_tokens == tokens_of(chars)  # one chunk: one rounding
 
 
 def test_escalated_items_count_as_big_model_answers(builtin_registry, tmp_path, monkeypatch):

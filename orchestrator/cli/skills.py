@@ -74,7 +74,7 @@ CrossFitOption = Annotated[
     bool,
     typer.Option(
         help="calibrate on every row, each answered by a copy fitted without it (1 / "
-        "--val-fraction parts), then fit on every row; --no-cross-fit: one held-out part "
+        "--val-fraction parts, at most 5), then fit on every row; --no-cross-fit: one held-out part "
         "(faster to train, wider margin)"
     ),
 ]

@@ -10,7 +10,13 @@ the saving shows on every job, API and CLI alike. It is **counted**, chunk by ch
   in both worlds and count nothing. Each item is its own call: a real-time turn cannot wait for
   others to fill a batch, and a per-item LLM integration is written that way. (A batch pipeline
   could pack ``items_per_call`` items per call, as the cascade does: fewer calls, and the shared
-  prompt header paid once per call instead of once per item.)
+  prompt header paid once per call instead of once per item.) A **gated** step counts only the
+  items its gate let in: its skill answers only items whose ``when`` input is one of its
+  ``answer_on`` labels (a knowledge base built with ``--answer-on``, e.g. the FAQ step that
+  replies only when the next action is ``answer_question``), and the others get an empty answer
+  without any work. The gate's outcome in this run (the ``when`` column the graph computed) stands
+  for what an all-big-model deployment would have decided; counting every item would overstate
+  the saving.
 - **prompt tokens**: the characters of the messages the cascade would send for that item alone —
   its system prompt and the skill-contract prompt of :mod:`orchestrator.graph.cascade` (description,
   outputs, the closed label set) with the item's inputs — divided by :data:`CHARS_PER_TOKEN`
@@ -54,12 +60,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHARS_PER_TOKEN",
+    "GATE_INPUT",
+    "Gate",
     "Measurement",
     "add_baseline_calls",
     "baseline_messages",
     "baseline_steps",
     "count_chunk",
     "example_answer",
+    "gate_of",
     "measure_baseline",
     "message_chars",
     "tokens_of",
@@ -104,6 +113,40 @@ def tokens_of(chars: int) -> int:
 # --- counting ------------------------------------------------------------------------------------
 
 
+#: The input a gated skill reads its gate from (see :func:`gate_of`).
+GATE_INPUT = "when"
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A step that answers only some items: those whose ``column`` value is in ``labels``."""
+
+    column: str
+    labels: frozenset[str]
+
+    def rows(self, columns: Mapping[str, Sequence[Any]], size: int) -> list[int]:
+        """The rows among the first ``size`` that the gate lets in (none when ``when`` is
+        unbound: the skill then answers nothing)."""
+        values = columns.get(self.column)
+        if values is None:
+            return []
+        return [row for row in range(size) if values[row] in self.labels]
+
+
+def gate_of(step: ResolvedStep) -> Gate | None:
+    """The step's gate, when its skill answers only on some labels of its ``when`` input.
+
+    A skill class declares it with a non-empty ``answer_on`` (the knowledge base's retrieval
+    skill, built with ``--answer-on``; read by name, since the graph layer sits below ``kb``);
+    a step that leaves ``when`` unbound lets nothing in, as the skill does.
+    """
+    labels = getattr(step.skill.skill_cls, "answer_on", ())
+    if not labels:
+        return None
+    binding = step.spec.inputs.get(GATE_INPUT)
+    return Gate(binding.key if binding else "", frozenset(str(label) for label in labels))
+
+
 @dataclass(frozen=True)
 class _StepCount:
     """What one baseline step's per-item call costs, apart from the item itself."""
@@ -114,18 +157,35 @@ class _StepCount:
     #: characters of one call's messages but the item's values and index digits
     fixed_chars: int
     completion_chars: int
+    #: the step answers only the rows its gate lets in (None: every row)
+    gate: Gate | None = None
 
-    def prompt_chars(self, columns: Mapping[str, Sequence[Any]], size: int) -> int:
-        """Prompt characters of ``size`` one-item calls, from the chunk's columns.
+    def rows(self, columns: Mapping[str, Sequence[Any]], size: int) -> Sequence[int]:
+        """The rows among the first ``size`` the big model would be asked about."""
+        return range(size) if self.gate is None else self.gate.rows(columns, size)
+
+    def prompt_chars(
+        self, columns: Mapping[str, Sequence[Any]], size: int, rows: Sequence[int] | None = None
+    ) -> int:
+        """Prompt characters of one-item calls for ``rows`` (default: the first ``size``), from
+        the chunk's columns.
 
         Exactly ``sum(message_chars(baseline_messages(...)))`` over the rows, without building a
         dict per item: the JSON of ``{"index": i, "k": v, ...}`` is its keys' fixed characters,
         the digits of ``i`` and each value's JSON, and one ``json.dumps`` per column gives the
         sum of its values' JSON lengths (minus the list's brackets and ", " separators).
         """
-        chars = size * self.fixed_chars + _digits_up_to(size)
-        for _, key in self.inputs:
-            text = json.dumps(list(columns[key][:size]), ensure_ascii=False, default=str)
+        if rows is None or (isinstance(rows, range) and rows == range(size)):
+            chars = size * self.fixed_chars + _digits_up_to(size)
+            picked = {key: list(columns[key][:size]) for _, key in self.inputs}
+        else:
+            size = len(rows)
+            chars = size * self.fixed_chars + sum(len(str(row)) for row in rows)
+            picked = {key: [columns[key][row] for row in rows] for _, key in self.inputs}
+        if not size:
+            return 0
+        for values in picked.values():
+            text = json.dumps(values, ensure_ascii=False, default=str)
             chars += len(text) - 2 - 2 * (size - 1)
         return chars
 
@@ -152,7 +212,7 @@ def _step_count(step: ResolvedStep) -> _StepCount:
     item_keys = 2 + sum(len(json.dumps(k)) + 2 for k in keys) + 2 * (len(keys) - 1)
     fixed = message_chars(empty) - len('{"index": 0}') + item_keys
     completion = len(json.dumps(example_answer(answer_schema(step, [0])), ensure_ascii=False))
-    return _StepCount(step, inputs, fixed, completion)
+    return _StepCount(step, inputs, fixed, completion, gate_of(step))
 
 
 #: id(graph) -> (graph, its steps' counts); the graph is kept so an id is never reused under us
@@ -173,18 +233,21 @@ def _plan(graph: ResolvedGraph) -> tuple[_StepCount, ...]:
 def count_chunk(
     graph: ResolvedGraph, columns: Mapping[str, Sequence[Any]], size: int, ledger: Ledger
 ) -> None:
-    """Add the baseline of one chunk's ``size`` graph rows (their ``columns``) to ``ledger``."""
+    """Add the baseline of one chunk's ``size`` graph rows (their ``columns``, the final state's:
+    a gated step's gate column holds this run's outcome) to ``ledger``."""
     if size <= 0:
         return
     counts = _plan(graph)
     if not counts:
         return
-    prompt_chars = sum(c.prompt_chars(columns, size) for c in counts)
+    calls = prompt_chars = completion_chars = 0
+    for count in counts:
+        rows = count.rows(columns, size)
+        calls += len(rows)
+        prompt_chars += count.prompt_chars(columns, size, rows)
+        completion_chars += len(rows) * count.completion_chars
     add_baseline_calls(
-        ledger,
-        calls=size * len(counts),
-        prompt_chars=prompt_chars,
-        completion_chars=size * sum(c.completion_chars for c in counts),
+        ledger, calls=calls, prompt_chars=prompt_chars, completion_chars=completion_chars
     )
 
 
@@ -325,7 +388,8 @@ async def measure_baseline(
 
     Steps that read another step's output are left out (their inputs would come from the big
     model's own earlier answers); the note says so. A call that fails counts in ``failed``.
-    The per-call figures extrapolate to ``items_in_job`` items times the steps measured.
+    A gated step is asked only about the items its gate lets in (:func:`gate_of`). The per-call
+    figures extrapolate to ``items_in_job`` items at the sample's calls per item.
     """
     from orchestrator.errors import RunError
     from orchestrator.graph.cascade import answer_schema
@@ -344,7 +408,7 @@ async def measure_baseline(
     provider = model = ""
     for count in counts:
         columns = [chunk.columns[key] for _, key in count.inputs]
-        for row in range(size):
+        for row in count.rows(chunk.columns, size):
             values = {
                 name: column[row] for (name, _), column in zip(count.inputs, columns, strict=True)
             }
@@ -367,15 +431,18 @@ async def measure_baseline(
             completion += answer.completion_tokens
             provider, model = answer.provider, answer.model
     counted = Ledger(job_id="measure", graph=resolved.spec.name)
+    sent = 0  # calls asked for: one per item per step, a gated step's gated-in items only
     for count in counts:
+        rows = count.rows(chunk.columns, size)
+        sent += len(rows)
         add_baseline_calls(
             counted,
-            calls=size,
-            prompt_chars=count.prompt_chars(chunk.columns, size),
-            completion_chars=size * count.completion_chars,
+            calls=len(rows),
+            prompt_chars=count.prompt_chars(chunk.columns, size, rows),
+            completion_chars=len(rows) * count.completion_chars,
         )
     # the estimate for the calls that were answered (failed ones have no measurement)
-    share = calls / (size * len(counts)) if size and counts else 0.0
+    share = calls / sent if sent else 0.0
     note = f"{skipped} step(s) reading other steps' outputs not measured" if skipped else ""
     return Measurement(
         label=label or resolved.spec.name,
@@ -386,7 +453,8 @@ async def measure_baseline(
         seconds=seconds,
         counted_prompt_tokens=round(counted.baseline_prompt_tokens * share),
         counted_completion_tokens=round(counted.baseline_completion_tokens * share),
-        scale_to=items_in_job * len(counts),
+        # the sample's calls per item, over the job's items
+        scale_to=round(items_in_job * sent / size) if size else 0,
         provider=provider,
         model=model,
         note=note,

@@ -84,7 +84,7 @@ class TrainRun:
     #: The traffic mix to calibrate for, when it differs from the CSV's (e.g. ``{"oos": 0.18}``):
     #: the validation rows are weighted so each label has its share.
     label_shares: Mapping[str, float] | None = None
-    #: Calibrate on every row's held-out answer (K = 1 / val_fraction parts) and fit the skill on
+    #: Calibrate on every row's held-out answer (K = 1 / val_fraction parts, at most 5) and fit the skill on
     #: every row (:mod:`orchestrator.learning.held_out`); False: one held-out part, as before.
     cross_fit: bool = True
 

@@ -299,8 +299,10 @@ def _markdown(report: CostReport) -> str:
         "",
         f"The baseline is *{ledger.baseline_method}*: one big-model call per item for every step "
         "a big model would do in an all-big-model deployment (model-backed skills and steps "
-        "whose escalation ends at the big model; rules stay rules), with the prompt the cascade "
-        f"sends for that item alone; tokens ≈ characters / {CHARS_PER_TOKEN}. The runtime's "
+        "whose escalation ends at the big model; rules stay rules; a gated step, which answers "
+        "only on some labels of its `when` input, only for the items its gate let in), with the "
+        "prompt the cascade sends for that item alone; tokens ≈ characters / "
+        f"{CHARS_PER_TOKEN}. The runtime's "
         "tokens are the provider's own counts.",
         "",
         "![big-model calls and cost: runtime vs baseline](savings.png)",

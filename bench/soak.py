@@ -58,16 +58,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))  # invoke_latency: its raw HTTP/1.1 connection
 TERMINAL = ("succeeded", "failed", "cancelled")
-UTTERANCES = [
-    "yes",
-    "no thanks",
-    "stop calling me",
-    "what is my account balance",
-    "can you repeat that",
-    "i want to book a flight to paris",
-    "maybe later",
-    "how do i get to the airport from here",
-]
+from invoke_latency import UTTERANCES  # noqa: E402 (after the sys.path line): the same turns
+
 #: the service's configured capacity; the load is ``--factor`` times this
 CAPACITY: dict[str, Any] = {
     "max_active_jobs": 8,

@@ -41,6 +41,7 @@ from orchestrator.accounting.ledger import Ledger, StepStats
 from orchestrator.errors import RunError
 from orchestrator.executors.base import Executor
 from orchestrator.executors.batching import predict_sliced
+from orchestrator.graph.answer_envelope import answers_envelope
 from orchestrator.graph.grounding import grounded_request, with_candidates
 from orchestrator.graph.validation import ResolvedStep
 from orchestrator.llm.gateway import Budget, Completion, LLMGateway
@@ -307,15 +308,7 @@ def answer_schema(step: ResolvedStep, group: Sequence[int]) -> type[BaseModel]:
         fields[name] = (annotation, ...)
     item = create_model(f"{skill.name}_answer", __config__=ConfigDict(extra="forbid"), **fields)
     keys: dict[str, Any] = {f"item_{i}": (item, Field(alias=str(i))) for i in group}
-    by_index: Any = create_model(
-        f"{skill.name}_answers_by_index",
-        __config__=ConfigDict(extra="forbid", populate_by_name=True),
-        **keys,
-    )
-    model: type[BaseModel] = create_model(
-        f"{skill.name}_answers", __config__=ConfigDict(extra="forbid"), answers=(by_index, ...)
-    )
-    return model
+    return answers_envelope(f"{skill.name}_answers", keys)
 
 
 def escalation_messages(step: ResolvedStep, items: list[dict[str, Any]]) -> list[dict[str, str]]:

@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from orchestrator.graph.answer_envelope import answers_envelope
 from orchestrator.skill import Batch
 
 __all__ = [
@@ -153,12 +154,4 @@ def _schema(name: str, candidates: Mapping[int, list[str]]) -> type[BaseModel]:
             answer=(str, Field(..., max_length=2000)),
         )
         keys[f"item_{i}"] = (item, Field(alias=str(i)))
-    by_index: Any = create_model(
-        f"{name}_grounded_by_index",
-        __config__=ConfigDict(extra="forbid", populate_by_name=True),
-        **keys,
-    )
-    model: type[BaseModel] = create_model(
-        f"{name}_grounded_answers", __config__=ConfigDict(extra="forbid"), answers=(by_index, ...)
-    )
-    return model
+    return answers_envelope(f"{name}_grounded_answers", keys, f"{name}_grounded_by_index")

@@ -131,12 +131,10 @@ def _answers_at(path: str) -> dict[str, str]:
 def load_retrieval_skill(config_path: Path | str, module: str, qualname: str) -> type[Skill]:
     """Build the class a KB folder's ``skill.json`` describes (its generated ``skill.py`` calls
     this with its ``__name__``, so pickling to a Ray worker finds the class by reference)."""
+    from orchestrator.registry.kinds import read_skill_config
+
     path = Path(config_path)
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SkillDefinitionError(f"cannot read skill configuration {path}: {exc}") from None
-    return build_retrieval_class(config, module, qualname, where=str(path))
+    return build_retrieval_class(read_skill_config(path), module, qualname, where=str(path))
 
 
 def build_retrieval_class(

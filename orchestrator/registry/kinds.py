@@ -226,11 +226,16 @@ def load_skill_class(
     ``__name__`` and the name it binds), so pickling, e.g. to a Ray worker, finds it by reference.
     """
     path = Path(config_path)
+    return build_skill_class(read_skill_config(path), module, qualname, where=str(path))
+
+
+def read_skill_config(path: Path) -> dict[str, Any]:
+    """A generated skill's parsed ``skill.json`` (SkillDefinitionError when unreadable)."""
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
+        config: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise SkillDefinitionError(f"cannot read skill configuration {path}: {exc}") from None
-    return build_skill_class(config, module, qualname, where=str(path))
+    return config
 
 
 def build_skill_class(

@@ -71,7 +71,7 @@ def ask_all(
 
     async def answer() -> dict[int, dict[str, Any]]:
         try:
-            found, _ = await escalator.answer(step, {"text": texts}, list(range(len(texts))))
+            found, _, _ = await escalator.answer(step, {"text": texts}, list(range(len(texts))))
             return found
         finally:
             await gateway.aclose()  # the HTTP clients this event loop opened

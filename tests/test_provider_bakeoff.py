@@ -3,7 +3,8 @@
 A tiny CSV-trained skill is unsure of the items that mix two intents. The stub server plays two
 providers: ``good`` answers the true label (a lookup), ``bad`` a wrong one. ``providers eval``
 says which pays and stores it; a job that escalates then keeps the small answers instead of
-asking ``bad`` (flagged, with the reason), unless escalation is forced.
+asking ``bad`` (flagged, with the reason), unless escalation is forced. Reviewers' answers on held
+items a provider had answered measure it the same way, without a bake-off.
 """
 
 from __future__ import annotations
@@ -156,15 +157,23 @@ GRAPH = {
 }
 
 
-def _run(skills_dir: Path, data_dir: Path, providers: list[Provider], **settings):
+ITEMS = [{"id": i, "text": text} for i, (text, _) in enumerate(EVAL_ROWS)]
+
+
+def _runtime(skills_dir: Path, data_dir: Path, providers: list[Provider], **settings) -> Runtime:
+    """A local runtime that escalates to ``providers``, its store in ``data_dir``."""
     config = Settings(data_dir=data_dir, skills_dir=skills_dir, escalate=True, **settings)
-    registry = Registry.from_folder(skills_dir)
-    gateway = LLMGateway(providers)
-    items = [{"id": i, "text": text} for i, (text, _) in enumerate(EVAL_ROWS)]
-    with Runtime(
-        registry=registry, executor=LocalExecutor(), gateway=gateway, settings=config
-    ) as runtime:
-        return runtime.run(GraphSpec.from_dict(GRAPH), items)
+    return Runtime(
+        registry=Registry.from_folder(skills_dir),
+        executor=LocalExecutor(),
+        gateway=LLMGateway(providers),
+        settings=config,
+    )
+
+
+def _run(skills_dir: Path, data_dir: Path, providers: list[Provider], **settings):
+    with _runtime(skills_dir, data_dir, providers, **settings) as runtime:
+        return runtime.run(GraphSpec.from_dict(GRAPH), ITEMS)
 
 
 def test_the_bake_off_says_which_provider_pays_and_the_run_holds_back_the_worse(
@@ -232,7 +241,7 @@ def test_a_graph_step_can_force_escalation(skills_dir, tmp_path, stubs):
     score = PairedScore(
         items=20, small_correct=10, provider_correct=2, provider_only=0, small_only=8
     )
-    from orchestrator.runtime.escalation_routes import step_fingerprint
+    from orchestrator.graph.tiers_key import step_fingerprint
     from orchestrator.store.measurements import ProviderMeasurement
 
     registry = Registry.from_folder(skills_dir)
@@ -251,16 +260,9 @@ def test_a_graph_step_can_force_escalation(skills_dir, tmp_path, stubs):
                 margin=0.05,
             )
         )
-    config = Settings(data_dir=tmp_path / "data", skills_dir=skills_dir, escalate=True)
-    items = [{"id": i, "text": text} for i, (text, _) in enumerate(EVAL_ROWS)]
-    with Runtime(
-        registry=registry,
-        executor=LocalExecutor(),
-        gateway=LLMGateway([_provider("bad", stubs["bad"])]),
-        settings=config,
-    ) as runtime:
-        unforced = runtime.run(GraphSpec.from_dict(GRAPH), items)
-        forced = runtime.run(graph, items)
+    with _runtime(skills_dir, tmp_path / "data", [_provider("bad", stubs["bad"])]) as runtime:
+        unforced = runtime.run(GraphSpec.from_dict(GRAPH), ITEMS)
+        forced = runtime.run(graph, ITEMS)
     assert unforced.ledger.answered["held_back"] > 0 and unforced.ledger.llm_calls == 0
     assert forced.ledger.llm_calls > 0 and "held_back" not in forced.ledger.answered
 
@@ -345,3 +347,80 @@ def test_the_dashboard_lists_the_measurements(tmp_path, skills_dir):
     page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
     assert 'id="providers-panel"' in page
     assert "v1/dashboard/providers" in (STATIC_DIR / "app.js").read_text(encoding="utf-8")
+
+
+def test_reviewers_answers_measure_the_provider_without_a_bake_off(skills_dir, env, stubs):
+    """No bake-off: the items ``bad`` answered are held for review; people's answers score it
+    against the small tiers, and from REVIEW_MIN_ITEMS answers on the next run holds it back."""
+    from orchestrator.store.measurements import REVIEW_MIN_ITEMS
+
+    spec = json.loads(json.dumps(GRAPH))
+    with _runtime(skills_dir, env / "data", [_provider("bad", stubs["bad"])]) as runtime:
+        threshold = runtime.compile(GraphSpec.from_dict(spec)).resolved.steps[0].threshold
+        spec["steps"][0]["escalation"]["review_below"] = threshold  # every unsure item is held
+        graph = GraphSpec.from_dict(spec)
+        first = runtime.run(graph, ITEMS)
+        assert first.ledger.llm_calls > 0
+        tickets = runtime.reviews.queue.list(limit=1000)
+        assert len(tickets) >= REVIEW_MIN_ITEMS + 1
+        assert all(t.answered_by == "llm:bad" and t.model == "bad-model" for t in tickets)
+        assert all(t.proposed["label"] != TRUTH[t.inputs["text"]] for t in tickets)  # bad's
+        assert all(set(t.small or {}) == {"label"} for t in tickets)  # what the small tiers said
+        assert runtime.escalation_routes(graph).steps["intent"].unmeasured == ("bad",)
+
+        for n, ticket in enumerate(tickets[:REVIEW_MIN_ITEMS]):
+            truth = TRUTH[ticket.inputs["text"]]
+            done = runtime.answer_review(ticket.id, {"label": truth}, reviewer="ana")
+            assert done.provider_right is False  # `bad` is always wrong
+            assert done.small_right is (ticket.small["label"] == truth)
+            route = runtime.escalation_routes(graph).steps["intent"]
+            if n < REVIEW_MIN_ITEMS - 1:  # too few answers: still unmeasured, still asked
+                assert route.unmeasured == ("bad",) and route.held is None
+        assert route.held == "provider_measured_worse" and route.verdicts == {"bad": "worse"}
+        (row,) = runtime.provider_measurements(skill="calls")
+        assert (row.source, row.provider, row.model) == ("review", "bad", "bad-model")
+        assert row.score.items == REVIEW_MIN_ITEMS and row.score.provider_correct == 0
+        assert row.score.small_correct == sum(t.small_right for t in _answered(runtime))
+
+        before = len(stubs["bad"].chat_requests)
+        second = runtime.run(graph, ITEMS)
+    assert len(stubs["bad"].chat_requests) == before  # measured worse by people: not asked
+    flagged = [r for r in second.results if r.escalate]
+    assert flagged and all(r.escalation_held == "provider_measured_worse" for r in flagged)
+    assert second.ledger.llm_calls == 0
+
+    listed = CliRunner().invoke(app, ["providers", "measurements", "calls", "--json"])
+    assert listed.exit_code == 0, listed.output
+    (shown,) = json.loads(listed.stdout)
+    assert (shown["source"], shown["verdict"], shown["items"]) == ("review", "worse", 20)
+
+
+def _answered(runtime: Runtime) -> list:
+    return runtime.reviews.queue.list(status="answered", limit=1000)
+
+
+def test_a_bake_off_and_reviews_pool_their_paired_answers():
+    from orchestrator.store.measurements import REVIEW_MIN_ITEMS, ProviderMeasurement, pooled
+
+    def measurement(source: str, score: PairedScore) -> ProviderMeasurement:
+        return ProviderMeasurement(
+            skill="calls@1.0.0",
+            fingerprint="f",
+            provider="p",
+            model="m",
+            score=score,
+            verdict=verdict(score) if source != "review" else "unproven",
+            margin=0.05,
+            source=source,
+        )
+
+    bakeoff = measurement("bakeoff:eval.csv", PairedScore(40, 20, 30, 12, 2))
+    few = measurement("review", PairedScore(REVIEW_MIN_ITEMS - 1, 10, 2, 0, 8))
+    assert bakeoff.verdict == "pays"
+    assert pooled(None, few) is None  # a handful of answers alone decides nothing
+    assert pooled(bakeoff, None) is bakeoff
+    both = pooled(bakeoff, few)
+    assert both is not None and both.score == PairedScore(59, 30, 32, 12, 10)
+    assert both.verdict == "unproven" and both.source == "bakeoff:eval.csv + review"
+    many = measurement("review", PairedScore(REVIEW_MIN_ITEMS, 10, 2, 0, 8))
+    assert pooled(None, many) is many

@@ -28,6 +28,7 @@ Example::
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -67,6 +68,28 @@ class PairedScore:
             raise ValueError(
                 "inconsistent paired counts: the discordant items must explain the gap"
             )
+
+    def __add__(self, other: PairedScore) -> PairedScore:
+        """Both samples' paired answers pooled (a bake-off's and the reviewers', say)."""
+        return PairedScore(
+            self.items + other.items,
+            self.small_correct + other.small_correct,
+            self.provider_correct + other.provider_correct,
+            self.provider_only + other.provider_only,
+            self.small_only + other.small_only,
+        )
+
+    @classmethod
+    def of(cls, pairs: Iterable[tuple[bool, bool]]) -> PairedScore:
+        """Counted from ``(small right, provider right)`` per item."""
+        pairs = list(pairs)
+        return cls(
+            len(pairs),
+            sum(s for s, _ in pairs),
+            sum(p for _, p in pairs),
+            sum(p and not s for s, p in pairs),
+            sum(s and not p for s, p in pairs),
+        )
 
     @property
     def small_accuracy(self) -> float:

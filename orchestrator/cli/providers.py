@@ -110,11 +110,12 @@ def measurements_command(
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="newest rows")] = 20,
     json_out: Annotated[bool, typer.Option("--json", help="print JSON only")] = False,
 ) -> None:
-    """The stored provider measurements, newest first (what jobs that escalate read)."""
-    from orchestrator.store.measurements import MeasurementStore
+    """The stored provider measurements, newest first (what jobs that escalate read): bake-offs,
+    and what reviewers' answers say of each provider (source ``review``)."""
+    from orchestrator.runtime.runtime import Runtime
 
-    with MeasurementStore(Settings().store_location) as store:
-        rows = [m.to_dict() for m in store.recent(limit, skill)]
+    with Runtime(executor="local", settings=Settings()) as runtime:
+        rows = [m.to_dict() for m in runtime.provider_measurements(limit, skill)]
     if json_out:
         print(json.dumps(rows))
         return

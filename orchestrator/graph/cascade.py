@@ -116,8 +116,9 @@ class Escalator:
 
     async def answer(
         self, step: ResolvedStep, batch: Batch, rows: list[int], known: Sequence[Any] | None = None
-    ) -> tuple[dict[int, dict[str, Any]], str]:
-        """Big-model answers for ``rows`` of ``batch`` (row -> output values) and who gave them.
+    ) -> tuple[dict[int, dict[str, Any]], str, str]:
+        """Big-model answers for ``rows`` of ``batch`` (row -> output values) and who gave them
+        (provider, model).
 
         Rows missing from the result could not be answered (their call failed or timed out).
         """
@@ -128,7 +129,7 @@ class Escalator:
         ]
         gate = asyncio.Semaphore(policy.max_concurrency)
 
-        async def one(group: list[int]) -> tuple[dict[int, dict[str, Any]], str]:
+        async def one(group: list[int]) -> tuple[dict[int, dict[str, Any]], str, str]:
             async with gate:
                 try:
                     return await asyncio.wait_for(
@@ -137,18 +138,18 @@ class Escalator:
                 except (RunError, TimeoutError) as exc:
                     code = getattr(exc, "code", "timeout")
                     log.warning("escalation_degraded", step=step.id, items=len(group), error=code)
-                    return {}, ""
+                    return {}, "", ""
 
         answers: dict[int, dict[str, Any]] = {}
-        provider = ""
-        for found, who in await asyncio.gather(*(one(g) for g in groups)):
+        provider = model = ""
+        for found, who, which in await asyncio.gather(*(one(g) for g in groups)):
             answers.update(found)
-            provider = who or provider
-        return answers, provider
+            provider, model = (who, which) if who else (provider, model)
+        return answers, provider, model
 
     async def _ask(
         self, step: ResolvedStep, batch: Batch, group: list[int], known: Sequence[Any] | None
-    ) -> tuple[dict[int, dict[str, Any]], str]:
+    ) -> tuple[dict[int, dict[str, Any]], str, str]:
         skill = step.skill.skill_cls
         inputs = list(skill.Input.model_fields)
         items = [{"index": i, **{f: batch[f][i] for f in inputs if f in batch}} for i in group]
@@ -170,11 +171,11 @@ class Escalator:
             ledger=self.ledger,
         )
         if grounded is not None:
-            return grounded.answers(answer.parsed), answer.provider
+            return grounded.answers(answer.parsed), answer.provider, answer.model
         outputs = list(skill.Output.model_fields)
         answers = answer.parsed.model_dump(by_alias=True)["answers"]
         found = {int(i): {f: a[f] for f in outputs} for i, a in answers.items()}
-        return found, answer.provider
+        return found, answer.provider, answer.model
 
 
 @dataclass
@@ -191,6 +192,10 @@ class CascadeOutcome:
     #: per row: why an unsure item was not escalated although the job escalates (None: it was,
     #: or it did not need to be); e.g. ``provider_measured_worse``
     escalation_held: list[str | None] = field(default_factory=list)
+    #: per row a provider answered: ``{"provider", "model", "small"}``, ``small`` being the answer
+    #: it replaced (what the item keeps when nobody is asked), so a reviewer's answer can score
+    #: the provider against the small tiers (:mod:`orchestrator.review.desk`); None elsewhere
+    escalation: list[dict[str, Any] | None] = field(default_factory=list)
 
 
 async def run_cascade(
@@ -216,6 +221,7 @@ async def run_cascade(
         escalate[i] = False
     outcome = CascadeOutcome(outputs, confidence, escalate, [step.skill.key] * size, [False] * size)
     outcome.escalation_held = [None] * size
+    outcome.escalation = [None] * size
     pending = [i for i in range(size) if escalate[i]]
     policy = step.spec.escalation
     if not pending or policy is None:
@@ -242,10 +248,12 @@ async def run_cascade(
             outcome.escalation_held[i] = reason
         return outcome
     grounding = with_candidates(step, batch, outcome.outputs)  # unchanged unless a KB's step
-    answers, provider = await escalator.answer(step, grounding, pending, known)
+    answers, provider, model = await escalator.answer(step, grounding, pending, known)
     escalator.learn(step, batch, answers, provider, outcome.confidence, known)
     for i in pending:
         if i in answers:
+            small = {f: outcome.outputs[f][i] for f in answers[i]}
+            outcome.escalation[i] = {"provider": provider, "model": model, "small": small}
             for f, value in answers[i].items():
                 outcome.outputs[f][i] = value
             outcome.confidence[i] = 1.0

@@ -198,6 +198,7 @@ def _scatter(
         "answered_by": outcome.answered_by,
         "degraded": outcome.degraded,
         "escalation_held": outcome.escalation_held,
+        "escalation": outcome.escalation,
     }
     rows = list(range(size)) if live is None else live
     new_errors = {
@@ -217,4 +218,4 @@ def _scatter(
 
 
 #: Columns every step adds next to its skill's outputs.
-_EXTRAS = ("confidence", "escalate", "answered_by", "degraded", "escalation_held")
+_EXTRAS = ("confidence", "escalate", "answered_by", "degraded", "escalation_held", "escalation")

@@ -48,16 +48,16 @@ from orchestrator.config import Settings
 from orchestrator.errors import CalibrationError, UnknownProvider
 from orchestrator.graph.cascade import Escalator
 from orchestrator.graph.spec import Escalation, Step
+from orchestrator.graph.tiers_key import versions_fingerprint
 from orchestrator.graph.validation import ResolvedStep
 from orchestrator.learning.calibrate import label_field_of, predict_labels, same_label
 from orchestrator.learning.datasets import CsvTable, non_empty_column, read_csv
 from orchestrator.learning.evaluate import batch_from_table
 from orchestrator.llm.gateway import Budget, LLMGateway, LLMSettings, Provider
 from orchestrator.llm.privacy import guarded_complete
-from orchestrator.registry.build_record import artifacts_fingerprint
 from orchestrator.registry.calibrations import stored_chain_thresholds, stored_threshold
 from orchestrator.registry.registry import Registry
-from orchestrator.store.measurements import MeasurementStore, ProviderMeasurement, tiers_fingerprint
+from orchestrator.store.measurements import MeasurementStore, ProviderMeasurement
 
 if TYPE_CHECKING:
     from orchestrator.registry.registry import SkillVersion
@@ -190,7 +190,7 @@ def run_bakeoff(
             step = _step(tiers, thresholds, options)
             answers = asyncio.run(_ask_all(gateway, chosen, step, unsure, settings))
     small = _small_side(tiers, thresholds, unsure)
-    key = tiers_fingerprint([(v.key, artifacts_fingerprint(v.build)) for v in tiers])
+    key = versions_fingerprint(tiers)
     detail = {
         "tiers": list(small.tiers),
         "thresholds": list(thresholds),
@@ -426,7 +426,7 @@ async def _ask(
         budget=Budget(max_calls=settings.llm_max_calls, max_tokens=settings.llm_max_tokens),
         complete=timed,
     )
-    answers, _ = await escalator.answer(step, unsure.batch, list(range(len(unsure.rows))))
+    answers, _, _ = await escalator.answer(step, unsure.batch, list(range(len(unsure.rows))))
     return _Asked(gateway.providers[0], answers, ledger, latencies)
 
 
@@ -446,14 +446,7 @@ def _measurement(
         i in asked.answers and same_label(asked.answers[i].get(label_field), truth)
         for i, truth in enumerate(unsure.truth)
     ]
-    pairs = list(zip(small_right, big_right, strict=True))
-    score = PairedScore(
-        items=len(pairs),
-        small_correct=sum(s for s, _ in pairs),
-        provider_correct=sum(b for _, b in pairs),
-        provider_only=sum(b and not s for s, b in pairs),
-        small_only=sum(s and not b for s, b in pairs),
-    )
+    score = PairedScore.of(zip(small_right, big_right, strict=True))
     ledger = asked.ledger
     return ProviderMeasurement(
         skill=skill,

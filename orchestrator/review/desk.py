@@ -18,7 +18,15 @@ the ticket is claimed (of two concurrent answers only one resumes the item), the
 with ``Command(resume=...)`` and finishes the item; the result is stored with the ticket (with the
 job store's copy, in the same transaction, when the caller passes ``also``), and the answer
 becomes a labelled example (source ``human:<reviewer>``, inputs redacted) for the next
-distillation round. Dependent steps run on an in-process executor: one item costs microseconds of
+distillation round.
+
+When a provider had answered the held item, the ticket carries its answer and the small tiers'
+(the one it replaced), and the person's answer scores both: who had the person's labels is kept
+with the ticket, and the queue's tallies (:meth:`~orchestrator.review.queue.ReviewQueue.measured`)
+measure the provider for the skill's escalation, beside the bake-off
+(:mod:`orchestrator.runtime.escalation_routes`).
+
+Dependent steps run on an in-process executor: one item costs microseconds of
 small-model work, not worth a trip to the cluster. Their calls are not added to the job's ledger.
 
 Example::
@@ -49,6 +57,7 @@ from orchestrator.graph.cascade import redacted_inputs
 from orchestrator.graph.compiler import CompiledGraph, RunContext, step_nodes
 from orchestrator.graph.intake import Chunk
 from orchestrator.graph.spec import GraphSpec
+from orchestrator.graph.tiers_key import step_fingerprint
 from orchestrator.graph.validation import ResolvedStep
 from orchestrator.review.queue import ReviewQueue, Ticket, TicketDraft, review_thread
 from orchestrator.store.examples import Example, ExampleStore
@@ -151,6 +160,7 @@ class ReviewDesk:
         try:
             graph, checked, out = await self._resume(ticket, answer, reviewer)
             result: dict[str, Any] = out["result"]
+            paired = _paired(_step(graph, ticket.step), ticket, checked)
             record = (lambda run: also(run, ticket, result)) if also is not None else None
             closed = await asyncio.to_thread(
                 functools.partial(
@@ -159,6 +169,7 @@ class ReviewDesk:
                     answer=checked,
                     reviewer=reviewer,
                     result=result,
+                    paired=paired,
                     also=record,
                 )
             )
@@ -267,6 +278,7 @@ def _review_graph(graph: CompiledGraph, checkpointer: Any) -> Any:
         columns[f"{step_id}.escalate"] = [False]
         columns[f"{step_id}.answered_by"] = [f"human:{decision['reviewer']}"]
         columns[f"{step_id}.degraded"] = [False]
+        columns[f"{step_id}.escalation"] = [None]
         run: dict[str, Any] = {"size": 1, "columns": columns, "errors": {}, "held": {}}
         stats: list[Any] = []
         for step in graph.resolved.steps:
@@ -323,6 +335,8 @@ def _draft(
     proposed = {
         name: item.columns[prefix + name][0] for name in step.skill.skill_cls.Output.model_fields
     }
+    # (a chunk state saved before steps had this column lacks it)
+    escalation = (item.columns.get(prefix + "escalation") or [None])[0]
     return TicketDraft(
         job_id=job_id,
         item_idx=item.item_idx,
@@ -335,7 +349,24 @@ def _draft(
         proposed=proposed,
         confidence=float(item.columns[prefix + "confidence"][0]),
         answered_by=str(item.columns[prefix + "answered_by"][0]),
+        small=escalation["small"] if escalation else None,
+        model=escalation["model"] if escalation else None,
+        fingerprint=step_fingerprint(step) if escalation else None,
     )
+
+
+def _paired(step: ResolvedStep, ticket: Ticket, answer: dict[str, Any]) -> tuple[bool, bool] | None:
+    """(small tiers right, provider right) by a person's checked answer, on the skill's labelled
+    outputs; None when no provider answered the item, or the skill has no closed label set
+    (free text is not right or wrong by equality)."""
+    labels = list(step.skill.skill_cls.output_labels())
+    if not ticket.paired or not labels or ticket.small is None:
+        return None
+
+    def right(given: dict[str, Any]) -> bool:
+        return all(given.get(name) == answer[name] for name in labels)
+
+    return right(ticket.small), right(ticket.proposed)
 
 
 def _config(ticket: Ticket) -> dict[str, Any]:

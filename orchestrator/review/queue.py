@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from orchestrator.accounting.escalation_value import DEFAULT_MARGIN, PairedScore, verdict
 from orchestrator.config.locations import db_location
 from orchestrator.store.location import open_db
+from orchestrator.store.measurements import REVIEW_MIN_ITEMS, ProviderMeasurement
 from orchestrator.store.migrations import Schema
 from orchestrator.store.sqlite_file import Run
 
@@ -56,11 +58,23 @@ CREATE TABLE IF NOT EXISTS reviews (
 CREATE INDEX IF NOT EXISTS reviews_status ON reviews (status, id);
 CREATE INDEX IF NOT EXISTS reviews_job ON reviews (job_id, item_idx);
 """
-_SCHEMA = Schema("review_queue", [_V1])
+#: version 2: what a provider's answer is scored against when a person answers (a held item a
+#: provider answered): the small tiers' answer it replaced, the provider's model, the tiers' key
+#: (``orchestrator.graph.tiers_key``), and, once answered, who of the two was right
+_V2 = """
+ALTER TABLE reviews ADD COLUMN small TEXT;
+ALTER TABLE reviews ADD COLUMN model TEXT;
+ALTER TABLE reviews ADD COLUMN fingerprint TEXT;
+ALTER TABLE reviews ADD COLUMN small_right INTEGER;
+ALTER TABLE reviews ADD COLUMN provider_right INTEGER;
+CREATE INDEX IF NOT EXISTS reviews_paired ON reviews (skill, fingerprint, small_right);
+"""
+_SCHEMA = Schema("review_queue", [_V1, _V2])
 
 _COLUMNS = (
     "id, job_id, item_idx, item_id, graph, spec_yaml, step, skill, inputs, proposed, confidence, "
-    "answered_by, status, answer, reviewer, result, created_at, answered_at"
+    "answered_by, status, answer, reviewer, result, created_at, answered_at, small, model, "
+    "fingerprint, small_right, provider_right"
 )
 
 
@@ -79,6 +93,11 @@ class TicketDraft:
     proposed: dict[str, Any]
     confidence: float
     answered_by: str
+    #: when a provider answered (``answered_by`` ``llm:<provider>``): the small tiers' answer it
+    #: replaced, the provider's model and the tiers' measurement key; None otherwise
+    small: dict[str, Any] | None = None
+    model: str | None = None
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,6 +111,14 @@ class Ticket(TicketDraft):
     result: dict[str, Any] | None
     created_at: float
     answered_at: float | None
+    #: once answered, for a ticket with ``small``: whether each of the two had the person's label
+    small_right: bool | None = None
+    provider_right: bool | None = None
+
+    @property
+    def paired(self) -> bool:
+        """Whether a person's answer can score the provider against the small tiers here."""
+        return self.small is not None and self.answered_by.startswith("llm:")
 
     @property
     def thread_id(self) -> str:
@@ -112,6 +139,7 @@ class Ticket(TicketDraft):
             "proposed": self.proposed,
             "confidence": round(self.confidence, 4),
             "answered_by": self.answered_by,
+            "small": self.small,
             "status": self.status,
             "answer": self.answer,
             "reviewer": self.reviewer,
@@ -132,8 +160,8 @@ class ReviewQueue:
         """File a ticket; returns it and whether it is new (False: the item was already filed)."""
         rows = self._db.execute(
             "INSERT INTO reviews (job_id, item_idx, item_id, graph, spec_yaml, step, skill, "
-            "inputs, proposed, confidence, answered_by, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "inputs, proposed, confidence, answered_by, created_at, small, model, fingerprint) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (job_id, item_idx, step) DO NOTHING RETURNING id",
             (
                 draft.job_id,
@@ -148,6 +176,9 @@ class ReviewQueue:
                 float(draft.confidence),
                 draft.answered_by,
                 time.time(),
+                None if draft.small is None else _dump(draft.small),
+                draft.model,
+                draft.fingerprint,
             ),
         )
         if rows:
@@ -227,23 +258,60 @@ class ReviewQueue:
         answer: dict[str, Any],
         reviewer: str,
         result: dict[str, Any],
+        paired: tuple[bool, bool] | None = None,
         also: Callable[[Run], object] | None = None,
     ) -> bool:
         """Record the answer and the finished result; False when it was already answered.
 
+        ``paired``: (small tiers right, provider right) by the answer, for a paired ticket.
         ``also(run)`` runs more statements in the same transaction (the job store's copy of the
         result, when it shares this database): the ticket closes and they apply together, or
         neither does."""
+        small_right, provider_right = (
+            (None, None) if paired is None else (int(paired[0]), int(paired[1]))
+        )
         with self._db.transaction() as run:
             rows = run(
                 "UPDATE reviews SET status = 'answered', answer = ?, reviewer = ?, result = ?,"
-                " answered_at = ? WHERE id = ? AND status IN ('waiting', 'answering')"
-                " RETURNING id",
-                (_dump(answer), reviewer, _dump(result), time.time(), ticket_id),
+                " answered_at = ?, small_right = ?, provider_right = ?"
+                " WHERE id = ? AND status IN ('waiting', 'answering') RETURNING id",
+                (
+                    _dump(answer),
+                    reviewer,
+                    _dump(result),
+                    time.time(),
+                    small_right,
+                    provider_right,
+                    ticket_id,
+                ),
             )
             if rows and also is not None:
                 also(run)
         return bool(rows)
+
+    def measured(
+        self, skill: str | None = None, fingerprint: str | None = None
+    ) -> tuple[ProviderMeasurement, ...]:
+        """What people's answers say of each provider against the small tiers, one row per
+        (skill, tiers, provider, model), newest answer first (source ``review``): the answered
+        tickets a provider had answered, paired. The verdict is taken at the default margin, and
+        is ``unproven`` under :data:`~orchestrator.store.measurements.REVIEW_MIN_ITEMS` items."""
+        where, params = ["small_right IS NOT NULL"], []
+        if skill is not None:
+            where.append("(skill = ? OR skill LIKE ?)")
+            params += [skill, f"{skill}@%" if "@" not in skill else skill]
+        if fingerprint is not None:
+            where.append("fingerprint = ?")
+            params.append(fingerprint)
+        rows = self._db.execute(
+            "SELECT skill, fingerprint, answered_by, model, COUNT(*), SUM(small_right), "
+            "SUM(provider_right), SUM(provider_right * (1 - small_right)), "
+            "SUM(small_right * (1 - provider_right)), MAX(answered_at) FROM reviews "
+            f"WHERE {' AND '.join(where)} GROUP BY skill, fingerprint, answered_by, model "
+            "ORDER BY MAX(answered_at) DESC",
+            params,
+        )
+        return tuple(_measured(row) for row in rows)
 
     def delete_job(self, job_id: str) -> tuple[Ticket, ...]:
         """Forget one job's tickets (``DELETE /v1/jobs/{id}``, retention); returns them, so their
@@ -274,9 +342,30 @@ def _load(text: str | None) -> Any:
     return json.loads(text) if text is not None else None
 
 
+def _measured(row: tuple[Any, ...]) -> ProviderMeasurement:
+    skill, fingerprint, answered_by, model, items, small, provider, provider_only, small_only = row[
+        :9
+    ]
+    score = PairedScore(*(int(n) for n in (items, small, provider, provider_only, small_only)))
+    enough = score.items >= REVIEW_MIN_ITEMS
+    return ProviderMeasurement(
+        skill=skill,
+        fingerprint=fingerprint,
+        provider=answered_by.removeprefix("llm:"),
+        model=model,
+        score=score,
+        verdict=verdict(score, DEFAULT_MARGIN) if enough else "unproven",
+        margin=DEFAULT_MARGIN,
+        source="review",
+        detail={"answers_needed": max(0, REVIEW_MIN_ITEMS - score.items)},
+        created_at=float(row[9]),
+    )
+
+
 def _ticket(row: tuple[Any, ...]) -> Ticket:
     (tid, job_id, idx, item_id, graph, spec_yaml, step, skill, inputs, proposed, conf) = row[:11]
-    answered_by, status, answer, reviewer, result, created_at, answered_at = row[11:]
+    answered_by, status, answer, reviewer, result, created_at, answered_at = row[11:18]
+    small, model, fingerprint, small_right, provider_right = row[18:]
     return Ticket(
         id=int(tid),
         job_id=job_id,
@@ -296,4 +385,9 @@ def _ticket(row: tuple[Any, ...]) -> Ticket:
         result=_load(result),
         created_at=float(created_at),
         answered_at=answered_at,
+        small=_load(small),
+        model=model,
+        fingerprint=fingerprint,
+        small_right=None if small_right is None else bool(small_right),
+        provider_right=None if provider_right is None else bool(provider_right),
     )

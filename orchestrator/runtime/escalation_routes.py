@@ -12,6 +12,11 @@ step's small tiers (its skill and chain, keyed by their artifacts) and, per step
 - a provider with no measurement (or one measured on another model) stays in, as before, and the
   job says so in one warning line.
 
+A provider's value comes from the newest bake-off and from reviewers' answers: a held item the
+provider answered, once a person answers it, scores the provider against the small tiers
+(:meth:`orchestrator.review.queue.ReviewQueue.measured`); both are pooled
+(:func:`orchestrator.store.measurements.pooled`).
+
 ``force`` (the run's ``--force-escalation``, or the step's ``escalation.force``) skips the
 measurements for that step: everything goes as configured.
 """
@@ -23,14 +28,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from orchestrator.accounting.escalation_value import HELD_REASON
-from orchestrator.registry.build_record import artifacts_fingerprint
-from orchestrator.store.measurements import MeasurementStore, ProviderMeasurement, tiers_fingerprint
+from orchestrator.graph.tiers_key import step_fingerprint
+from orchestrator.store.measurements import MeasurementStore, ProviderMeasurement, pooled
 
 if TYPE_CHECKING:
-    from orchestrator.graph.validation import ResolvedGraph, ResolvedStep
+    from orchestrator.graph.validation import ResolvedGraph
     from orchestrator.llm.gateway import Provider
+    from orchestrator.review.queue import ReviewQueue
 
-__all__ = ["EscalationRoutes", "StepRoute", "escalation_routes", "step_fingerprint"]
+__all__ = ["EscalationRoutes", "StepRoute", "escalation_routes"]
 
 
 @dataclass(frozen=True)
@@ -88,20 +94,16 @@ class EscalationRoutes:
         )
 
 
-def step_fingerprint(step: ResolvedStep) -> str:
-    """The measurement key of a step's small tiers: its skill, then its chain, with artifacts."""
-    tiers = (step.skill, *step.chain)
-    return tiers_fingerprint([(v.key, artifacts_fingerprint(v.build)) for v in tiers])
-
-
 def escalation_routes(
     graph: ResolvedGraph,
     providers: Sequence[Provider],
     store: MeasurementStore | None,
     *,
     force: bool = False,
+    reviews: ReviewQueue | None = None,
 ) -> EscalationRoutes:
-    """The route of every step that escalates to the big model (see the module docstring)."""
+    """The route of every step that escalates to the big model (see the module docstring);
+    ``reviews``: the queue whose answered tickets measure providers too."""
     names = tuple(p.name for p in providers)
     steps: dict[str, StepRoute] = {}
     for step in graph.steps:
@@ -109,12 +111,9 @@ def escalation_routes(
         if policy is None or not policy.to_llm:
             continue
         forced = force or policy.force
-        found: dict[str, ProviderMeasurement] = {}
-        if store is not None and not forced:
-            found = store.latest(step.skill.key, step_fingerprint(step))
-        # a measurement counts for the model it measured: a provider now pointing at another
-        # model is unmeasured
-        current = {p.name: found[p.name] for p in providers if _same_model(found, p)}
+        current: dict[str, ProviderMeasurement] = {}
+        if not forced:
+            current = _measured(step.skill.key, step_fingerprint(step), providers, store, reviews)
         steps[step.id] = StepRoute(
             step=step.id,
             skill=step.skill.key,
@@ -126,6 +125,25 @@ def escalation_routes(
     return EscalationRoutes(steps, names)
 
 
-def _same_model(found: dict[str, ProviderMeasurement], provider: Provider) -> bool:
-    measured = found.get(provider.name)
-    return measured is not None and measured.model == provider.model
+def _measured(
+    skill: str,
+    fingerprint: str,
+    providers: Sequence[Provider],
+    store: MeasurementStore | None,
+    reviews: ReviewQueue | None,
+) -> dict[str, ProviderMeasurement]:
+    """Each provider's value on these tiers, for the model it points at now (a measurement of
+    another model does not count: that provider is unmeasured)."""
+    found = store.latest(skill, fingerprint) if store is not None else {}
+    reviewed = reviews.measured(skill, fingerprint) if reviews is not None else []
+    current: dict[str, ProviderMeasurement] = {}
+    for p in providers:
+        bakeoff = found.get(p.name)
+        answers = [m for m in reviewed if m.provider == p.name and m.model == p.model]
+        value = pooled(
+            bakeoff if bakeoff is not None and bakeoff.model == p.model else None,
+            answers[0] if answers else None,
+        )
+        if value is not None:
+            current[p.name] = value
+    return current

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from orchestrator.review.queue import Ticket
     from orchestrator.runtime.escalation_routes import EscalationRoutes
     from orchestrator.store.examples import ExampleStore
-    from orchestrator.store.measurements import MeasurementStore
+    from orchestrator.store.measurements import MeasurementStore, ProviderMeasurement
     from orchestrator.store.sqlite_file import Run
 
 __all__ = ["Job", "Runtime"]
@@ -157,7 +157,16 @@ class Runtime:
             self.gateway.providers,
             self.measurements,
             force=self.settings.force_escalation,
+            reviews=self.reviews.queue,
         )
+
+    def provider_measurements(
+        self, limit: int = 100, skill: str | None = None
+    ) -> list[ProviderMeasurement]:
+        """The newest measurements (``name`` or ``name@version``), newest first: bake-offs, and
+        one row per provider of what reviewers' answers say (source ``review``)."""
+        found = [*self.measurements.recent(limit, skill), *self.reviews.queue.measured(skill)]
+        return sorted(found, key=lambda m: m.created_at, reverse=True)[:limit]
 
     @property
     def reviews(self) -> ReviewDesk:

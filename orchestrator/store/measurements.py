@@ -21,12 +21,22 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from orchestrator.accounting.escalation_value import PairedScore
+from orchestrator.accounting.escalation_value import PairedScore, verdict
 from orchestrator.config.locations import db_location
 from orchestrator.store.location import open_db
 from orchestrator.store.migrations import Schema
 
-__all__ = ["MeasurementStore", "ProviderMeasurement", "tiers_fingerprint"]
+__all__ = [
+    "REVIEW_MIN_ITEMS",
+    "MeasurementStore",
+    "ProviderMeasurement",
+    "pooled",
+    "tiers_fingerprint",
+]
+
+#: reviewed items a provider needs before the reviewers' answers alone decide its route (with a
+#: bake-off beside them, they count from the first): a handful of answers is mostly chance
+REVIEW_MIN_ITEMS = 20
 
 #: version 1 (see orchestrator.store.migrations: append steps, never edit one that shipped)
 _V1 = """
@@ -167,6 +177,29 @@ class MeasurementStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def pooled(
+    measured: ProviderMeasurement | None, reviewed: ProviderMeasurement | None
+) -> ProviderMeasurement | None:
+    """One provider's value from both sources of paired answers on the same small tiers and model:
+    the newest bake-off (``measured``) and the reviewers' answers (``reviewed``, source
+    ``review``, :meth:`orchestrator.review.queue.ReviewQueue.measured`).
+
+    Both present: their counts pooled, the verdict taken again at the bake-off's margin. Reviews
+    alone: they count from :data:`REVIEW_MIN_ITEMS` answers on (None before: unmeasured)."""
+    if reviewed is None:
+        return measured
+    if measured is None:
+        return reviewed if reviewed.score.items >= REVIEW_MIN_ITEMS else None
+    score = measured.score + reviewed.score
+    return replace(
+        measured,
+        score=score,
+        verdict=verdict(score, measured.margin),
+        source=f"{measured.source} + review",
+        detail={**measured.detail, "reviewed_items": reviewed.score.items},
+    )
 
 
 def _from_row(row: Sequence[Any]) -> ProviderMeasurement:

@@ -7,8 +7,9 @@
     GET /v1/dashboard/jobs           recent jobs: status, progress, ledger summary, savings
     GET /v1/dashboard/jobs/{id}      one job: its whole ledger, per skill version, and savings
     GET /v1/dashboard/escalation     escalation rate per skill version over time
-    GET /v1/dashboard/providers      provider bake-offs: each provider vs the small model on a
-                                     skill's unsure items (``orchestrator providers eval``)
+    GET /v1/dashboard/providers      provider measurements: each provider vs the small model on
+                                     a skill's unsure items (``orchestrator providers eval``, and
+                                     reviewers' answers on items a provider had answered)
 
 The JSON endpoints take the same keys and scope as the rest of the API (``jobs:read``): a key
 sees its own jobs, an admin key everybody's. The page also shows the review queue from
@@ -209,7 +210,10 @@ class ProviderRow(BaseModel):
     cost_usd: float
     latency_p50_s: float | None = Field(description="seconds per call")
     latency_p95_s: float | None
-    source: str = Field(description="bakeoff:<csv file>")
+    source: str = Field(
+        description="bakeoff:<csv file>, or review: people's answers on held items the provider "
+        "had answered (their tally, newest answer's time)"
+    )
     created_at: float = Field(description="seconds since the epoch")
 
 
@@ -309,9 +313,10 @@ async def dashboard_providers(
     service: ServiceDep,
     limit: Annotated[int, Query(ge=1, le=1000, description="newest measurements to list")] = 50,
 ) -> dict[str, Any]:
-    """Provider bake-offs, newest first: what escalating each skill's unsure items to each
-    provider is worth (measurements are about skills, not jobs: every reader sees them)."""
-    found = await run_in_threadpool(service.runtime.measurements.recent, limit)
+    """Provider measurements, newest first: what escalating each skill's unsure items to each
+    provider is worth, by bake-off and by reviewers' answers (measurements are about skills, not
+    jobs: every reader sees them)."""
+    found = await run_in_threadpool(service.runtime.provider_measurements, limit)
     return {"measurements": [m.to_dict() for m in found]}
 
 

@@ -59,6 +59,11 @@ class TicketView(BaseModel):
     proposed: dict[str, Any]
     confidence: float
     answered_by: str
+    small: dict[str, Any] | None = Field(
+        None,
+        description="when a provider answered (answered_by llm:<provider>): the small tiers' "
+        "answer it replaced; the reviewer's answer scores both",
+    )
     status: Literal["waiting", "answering", "answered"]
     answer: dict[str, Any] | None
     reviewer: str | None

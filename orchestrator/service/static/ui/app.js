@@ -430,7 +430,7 @@
     const rows = view.measurements || [];
     table.hidden = rows.length === 0;
     status.textContent = rows.length
-      ? "Each provider on the items the small tiers are unsure of (orchestrator providers eval)."
+      ? "Each provider on the items the small tiers are unsure of (orchestrator providers eval, and reviewers' answers)."
       : "No provider measured yet: orchestrator providers eval SKILL --csv LABELLED.csv";
     const secs = (x) => (x == null ? "–" : Number(x).toFixed(2));
     table.tBodies[0].replaceChildren(...rows.map((m) => {
@@ -443,7 +443,8 @@
       cell(tr, count(m.failures), "num");
       cell(tr, usd(m.cost_usd), "num");
       cell(tr, `${secs(m.latency_p50_s)} / ${secs(m.latency_p95_s)}`, "num");
-      cell(tr, VERDICTS[m.verdict] || m.verdict, `verdict verdict-${m.verdict}`);
+      const by = m.source === "review" ? " (reviews)" : m.source.endsWith("+ review") ? " (+ reviews)" : "";
+      cell(tr, (VERDICTS[m.verdict] || m.verdict) + by, `verdict verdict-${m.verdict}`);
       cell(tr, since(m.created_at));
       return tr;
     }));

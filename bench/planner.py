@@ -326,7 +326,7 @@ def bench_model(
     """Every task planned once by ``model``."""
     outcomes = []
     with model_gateway(model) as gateway:
-        planner = Planner(gateway, registry, cache=None)
+        planner = Planner(gateway, registry, cache=None, skills_dir=ROOT / "skills")
         for task in tasks:
             outcome = score_task(
                 planner, runtime, samples, task, model=model, sample_size=sample_size
@@ -352,7 +352,7 @@ def bench_stub(
     outcomes = []
     with StubLLMServer(default=lambda request: current["respond"](request)) as stub:
         provider = Provider(name="stub", base_url=stub.base_url, model="wrong", max_attempts=1)
-        planner = Planner(LLMGateway([provider]), registry, cache=None)
+        planner = Planner(LLMGateway([provider]), registry, cache=None, skills_dir=ROOT / "skills")
         for fault in faults:
             for task in tasks:
                 current["respond"] = wrong_responder(task, fault, registry.names(), meanings)

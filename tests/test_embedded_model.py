@@ -19,7 +19,7 @@ def test_plan_with_no_configuration_uses_the_embedded_model(
     monkeypatch.setenv("ORCHESTRATOR_DATA_DIR", str(tmp_path))
     # without the sentence encoder the model itself says what the job returns (with it, plain
     # tasks need no model call at all: tests/test_planner.py)
-    monkeypatch.setattr("orchestrator.llm.encoder.available", lambda: False)
+    monkeypatch.setattr("orchestrator.llm.encoder.sentence_encoder", lambda _=None: None)
     out = tmp_path / "plan.yaml"
     task = "classify each call turn's intent and decide the next action"
     args = ["plan", task, "--fields", "utterance", "--output", str(out)]

@@ -264,11 +264,8 @@ def test_outputs_are_named_after_their_fields():
 
 def test_the_first_task_plans_the_turn_graph_over_the_built_in_skills(tmp_path):
     """The issue's first task, matched by the sentence encoder: the three-skill graph wired as
-    graphs/outbound_call_turn.yaml, intent tiers as one step with a chain, no model call."""
-    from orchestrator.llm.encoder import available
-
-    if not available():
-        pytest.skip("the minilm extra (sentence encoder) is not installed")
+    graphs/outbound_call_turn.yaml, intent tiers as one step with a chain, no model call. The
+    planner uses the skills' shared ONNX encoder (one copy in a process that also runs them)."""
     registry = Registry.from_folder("skills")
     task = (
         "for each call turn, classify what the customer wants, detect opt-out requests and "
@@ -276,7 +273,10 @@ def test_the_first_task_plans_the_turn_graph_over_the_built_in_skills(tmp_path):
     )
     with StubLLMServer(default=answers(["nothing_fits"])) as stub:
         provider = Provider(name="stub", base_url=stub.base_url, model="m", max_attempts=1)
-        planner = Planner(LLMGateway([provider], sleep=_no_sleep), registry)
+        planner = Planner(LLMGateway([provider], sleep=_no_sleep), registry, skills_dir="skills")
+        if planner.encoder is None:
+            pytest.skip("no sentence encoder: the shared one is not built, no minilm extra")
+        assert planner.encoder.source.startswith("shared:")
         plan = planner.plan_sync(task, {"utterance": "str"})
     assert _wiring(plan.spec) == {
         "turn_intent": {"text": "input.utterance"},
@@ -394,3 +394,20 @@ def test_a_service_task_job_dry_runs_its_plan_on_the_jobs_own_items(registry, tm
         sent = json.dumps([r.json for r in stub.chat_requests])
     assert [r["mood"] for r in page["results"]] == ["angry"] * 3
     assert "great!" not in sent and len(stub.chat_requests) == 3  # returns, choice, repaired choice
+
+
+def test_the_shared_onnx_encoder_and_the_model_package_agree():
+    """The planner's thresholds were chosen on the model package's vectors; the shared ONNX
+    encoder (the same model, exported) gives the same ones."""
+    from orchestrator.llm.encoder import available, sentence_encoder
+
+    shared = sentence_encoder("skills")
+    if shared is None or not shared.source.startswith("shared:") or not available():
+        pytest.skip("needs the built shared encoder and the minilm extra")
+    package = sentence_encoder(None)
+    assert package is not None and package.source == "sentence-transformers"
+    texts = ["classify what the customer wants", "detect opt-out requests", "next action"]
+    a, b = shared.encode(texts), package.encode(texts)
+    assert a.shape == b.shape == (3, 384)
+    assert float(abs(a - b).max()) < 1e-4
+    assert abs(float((a @ a.T)[0, 1]) - float((b @ b.T)[0, 1])) < 1e-4

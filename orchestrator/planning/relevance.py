@@ -17,10 +17,14 @@ hidden ones; they are cosine similarities of all-MiniLM-L6-v2 embeddings.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from orchestrator.planning.catalog import Deliverable
+
+#: texts -> unit vectors, one row each (:class:`orchestrator.llm.encoder.SentenceEncoder`)
+Encode = Callable[[Sequence[str]], Any]
 
 __all__ = ["Selection", "pick_fields", "requests_of", "select"]
 
@@ -55,11 +59,9 @@ def requests_of(task: str) -> list[str]:
     return [c for c in clauses if len(c.split()) >= 2 and not _SCOPE.match(c)] or [task.lower()]
 
 
-def select(task: str, deliverables: Sequence[Deliverable]) -> Selection:
+def select(task: str, deliverables: Sequence[Deliverable], encode: Encode) -> Selection:
     """Match each request of ``task`` with the deliverables (see the module docstring)."""
     import numpy as np
-
-    from orchestrator.llm.encoder import encode
 
     cards = [_card_texts(d) for d in deliverables]
     owner = np.repeat(np.arange(len(deliverables)), [len(c) for c in cards])
@@ -102,7 +104,10 @@ FIELD_MARGIN = 0.15
 
 
 def pick_fields(
-    questions: Mapping[str, Sequence[str]], inputs: Mapping[str, str], fields: Mapping[str, str]
+    questions: Mapping[str, Sequence[str]],
+    inputs: Mapping[str, str],
+    fields: Mapping[str, str],
+    encode: Encode,
 ) -> dict[str, str]:
     """Settle wiring questions whose candidates are all job fields by their names: the field whose
     name (and description) reads most like the input (``customer_line`` for "what the customer
@@ -112,8 +117,6 @@ def pick_fields(
     and description. Questions left open go to the model.
     """
     import numpy as np
-
-    from orchestrator.llm.encoder import encode
 
     settled: dict[str, str] = {}
     for key, options in questions.items():

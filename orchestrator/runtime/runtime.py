@@ -203,7 +203,9 @@ class Runtime:
 
             cache = PlanCache(self.settings.store_location)
             self._stack.callback(cache.close)
-            self._planner = Planner(self.gateway, self.registry, cache=cache)
+            self._planner = Planner(
+                self.gateway, self.registry, cache=cache, skills_dir=self.settings.skills_dir
+            )
         return self._planner
 
     def plan(

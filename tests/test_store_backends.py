@@ -149,7 +149,8 @@ def test_a_service_job_on_postgres(postgres_url, tmp_path, builtin_registry):
 
 def test_the_whole_store_on_postgres(postgres_url, tmp_path, builtin_registry):
     """With a postgresql:// store, everything the service keeps lives there: jobs and results,
-    the audit of big-model calls, examples, the review queue and the LangGraph checkpoints."""
+    the audit of big-model calls, examples, the review queue (and the providers' tallies from
+    its answers) and the LangGraph checkpoints."""
     import psycopg
     import yaml
 
@@ -203,6 +204,13 @@ def test_the_whole_store_on_postgres(postgres_url, tmp_path, builtin_registry):
                 f"/v1/reviews/{waiting[0]['id']}/answer", json={"answer": {"intent": "balance"}}
             )
             assert done.status_code == 200, done.text
+            # the provider had answered it: the reviewer's answer scored it against the small one
+            assert waiting[0]["answered_by"] == "llm:stub" and waiting[0]["small"] is not None
+            shown = admin.get("/v1/dashboard/providers").json()["measurements"]
+            assert [(m["source"], m["provider"], m["items"]) for m in shown] == [
+                ("review", "stub", 1)
+            ]
+            assert shown[0]["provider_accuracy"] == 1.0 and shown[0]["verdict"] == "unproven"
             admin.close()
         audit.close()
     with psycopg.connect(postgres_url) as db:
@@ -233,3 +241,27 @@ def test_a_sqlite_url_names_the_file(tmp_path):
         assert table.path == tmp_path / "store.db"
         table.close()
     assert (tmp_path / "store.db").exists() and not Path("sqlite:").exists()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_skill_name_is_matched_whole_not_as_a_pattern(backend, request, tmp_path):
+    """``a_b`` means that skill's versions: not ``aXb`` (``_`` is a LIKE wildcard), not
+    ``a_b_minilm``; ``name@version`` means that version only (on both backends)."""
+    import uuid
+
+    from orchestrator.store.examples import Example, ExampleStore
+
+    location = (
+        tmp_path / "examples.db" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    )
+    name = f"t{uuid.uuid4().hex[:8]}_intent"  # the Postgres database is shared by the module
+    skills = [
+        f"{name}@1.0.0",
+        f"{name.replace('_', 'X')}@1.0.0",
+        f"{name}_minilm@1.0.0",
+        f"{name}@2",
+    ]
+    with ExampleStore(location) as examples:
+        examples.add(Example(s, {"text": s}, {"intent": "x"}, "human:ana") for s in skills)
+        assert [e.skill for e in examples.for_skill(name)] == [f"{name}@1.0.0", f"{name}@2"]
+        assert [e.skill for e in examples.for_skill(f"{name}@2")] == [f"{name}@2"]

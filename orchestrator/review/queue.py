@@ -22,6 +22,7 @@ from orchestrator.config.locations import db_location
 from orchestrator.store.location import open_db
 from orchestrator.store.measurements import REVIEW_MIN_ITEMS, ProviderMeasurement
 from orchestrator.store.migrations import Schema
+from orchestrator.store.sql_text import skill_filter
 from orchestrator.store.sqlite_file import Run
 
 __all__ = ["CLAIM_TIMEOUT_S", "ReviewQueue", "Ticket", "TicketDraft", "review_thread"]
@@ -296,10 +297,11 @@ class ReviewQueue:
         (skill, tiers, provider, model), newest answer first (source ``review``): the answered
         tickets a provider had answered, paired. The verdict is taken at the default margin, and
         is ``unproven`` under :data:`~orchestrator.store.measurements.REVIEW_MIN_ITEMS` items."""
-        where, params = ["small_right IS NOT NULL"], []
+        where: list[str] = ["small_right IS NOT NULL"]
+        params: list[object] = []
         if skill is not None:
-            where.append("(skill = ? OR skill LIKE ?)")
-            params += [skill, f"{skill}@%" if "@" not in skill else skill]
+            condition, params = skill_filter(skill)
+            where.append(condition)
         if fingerprint is not None:
             where.append("fingerprint = ?")
             params.append(fingerprint)

@@ -20,6 +20,7 @@ from typing import Any
 from orchestrator.config.locations import db_location
 from orchestrator.store.location import open_db
 from orchestrator.store.migrations import Schema
+from orchestrator.store.sql_text import skill_filter
 
 __all__ = ["Example", "ExampleStore"]
 
@@ -83,10 +84,11 @@ class ExampleStore:
 
     def for_skill(self, name: str) -> list[Example]:
         """Every example learned for any version of skill ``name``, oldest first."""
+        where, params = skill_filter(name)
         rows = self._db.execute(
             "SELECT skill, inputs, outputs, source, small_confidence, job_id FROM examples "
-            "WHERE skill = ? OR skill LIKE ? ORDER BY id",
-            (name, f"{name}@%"),
+            f"WHERE {where} ORDER BY id",
+            params,
         )
         return [Example(r[0], json.loads(r[1]), json.loads(r[2]), r[3], r[4], r[5]) for r in rows]
 

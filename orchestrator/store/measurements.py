@@ -25,6 +25,7 @@ from orchestrator.accounting.escalation_value import PairedScore, verdict
 from orchestrator.config.locations import db_location
 from orchestrator.store.location import open_db
 from orchestrator.store.migrations import Schema
+from orchestrator.store.sql_text import skill_filter
 
 __all__ = [
     "REVIEW_MIN_ITEMS",
@@ -158,14 +159,11 @@ class MeasurementStore:
 
     def recent(self, limit: int = 100, skill: str | None = None) -> list[ProviderMeasurement]:
         """The newest measurements, newest first (of one skill ``name`` or ``name@version``)."""
-        params: list[Any]
-        where, params = "", [limit]
-        if skill is not None:
-            where = "WHERE skill = ? OR skill LIKE ? "
-            params = [skill, f"{skill}@%", limit]
+        where, params = ("1 = 1", []) if skill is None else skill_filter(skill)
         rows = self._db.execute(
-            f"SELECT id, {_COLUMNS} FROM provider_measurements {where}ORDER BY id DESC LIMIT ?",
-            params,
+            f"SELECT id, {_COLUMNS} FROM provider_measurements WHERE {where} "
+            "ORDER BY id DESC LIMIT ?",
+            [*params, limit],
         )
         return [_from_row(r) for r in rows]
 

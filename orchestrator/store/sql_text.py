@@ -23,7 +23,16 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 
-__all__ = ["split_statements", "to_pyformat"]
+__all__ = ["skill_filter", "split_statements", "to_pyformat"]
+
+
+def skill_filter(skill: str, column: str = "skill") -> tuple[str, list[object]]:
+    """A WHERE condition and its parameters matching one skill: ``name@version`` exactly, or every
+    version of ``name``. By prefix, not ``LIKE``: ``_`` in a skill's name is no wildcard there
+    (``turn_intent`` must not match ``turnXintent@1.0.0``)."""
+    if "@" in skill:
+        return f"{column} = ?", [skill]
+    return f"({column} = ? OR substr({column}, 1, ?) = ?)", [skill, len(skill) + 1, f"{skill}@"]
 
 
 def _pieces(sql: str) -> Iterator[tuple[bool, str]]:

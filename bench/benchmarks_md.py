@@ -388,6 +388,7 @@ def bakeoff_table(s: dict[str, Any]) -> Table:
 def distill_table(s: dict[str, Any]) -> Table:
     headers = ["round", "version", "train rows", "traffic", "to the oracle", "threshold"]
     headers += ["escalated, all", "escalated, in scope", "selective accuracy", "accuracy", "s"]
+    headers += ["at round 0's selective accuracy: escalated, all / in scope"]
     rows = [
         [
             num(r["round"]),
@@ -401,6 +402,7 @@ def distill_table(s: dict[str, Any]) -> Table:
             num(r["selective_accuracy"], 4),
             num(r["accuracy"], 4),
             num(r["seconds"], 1),
+            _at_reference(r),
         ]
         for r in s["rounds"]
     ]
@@ -413,12 +415,34 @@ def distill_table(s: dict[str, Any]) -> Table:
         f"accuracy {num(first['selective_accuracy'], 4)} then {num(last['selective_accuracy'], 4)} "
         f"(target {num(s['target_accuracy'], 2)}): goal met for "
         f"{' and '.join(m.replace('_', ' ') for m in met) or 'neither'}",
+        *_equal_accuracy_note(s),
         f"big model: {s['big_model']}; tiers {s['tiers']}; round zero trains on "
         f"{num(s['base_per_intent'])} rows per intent + oos_train, each round sends "
         f"{num(s['traffic_per_intent'])} unseen rows per intent",
         _conditions(s),
     ]
     return Table(TITLES["distill"], headers, rows, notes)
+
+
+def _at_reference(row: dict[str, Any]) -> str:
+    same = row.get("at_reference")
+    if not same:  # a summary from before this measure
+        return DASH
+    return f"{num(same['escalation_all'], 4)} / {num(same['escalation_in_scope'], 4)}"
+
+
+def _equal_accuracy_note(s: dict[str, Any]) -> list[str]:
+    if s.get("cut_pct_equal_all") is None:
+        return []
+    met = [scope for scope in ("all", "in_scope") if s.get(f"goal_met_equal_{scope}")]
+    return [
+        f"at equal kept accuracy (every version at round 0's selective accuracy on test, "
+        f"{num(s['reference_accuracy'], 4)}, thresholds chosen on test for this measure only): "
+        f"all {pct(s['cut_pct_equal_all'])} fewer, in scope {pct(s['cut_pct_equal_in_scope'])} "
+        f"fewer: goal met for {' and '.join(m.replace('_', ' ') for m in met) or 'neither'}",
+        "the traffic holds no out-of-scope turns (CLINC150's 100 oos_train rows are all in round "
+        "0's set), so the rounds cannot teach them",
+    ]
 
 
 def kb_table(s: dict[str, Any]) -> Table:
@@ -566,6 +590,12 @@ def _new_headlines(sections: dict[str, Any]) -> list[str]:
             f"({pct(d['cut_pct_in_scope'])} in scope), selective accuracy "
             f"{num(d['rounds'][0]['selective_accuracy'], 4)} then "
             f"{num(d['rounds'][-1]['selective_accuracy'], 4)}"
+            + (
+                f"; at equal kept accuracy {pct(d['cut_pct_equal_all'])} fewer "
+                f"({pct(d['cut_pct_equal_in_scope'])} in scope)"
+                if d.get("cut_pct_equal_all") is not None
+                else ""
+            )
         )
     k = sections.get("kb", {})
     if "clinc" in k:

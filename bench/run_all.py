@@ -545,6 +545,12 @@ def distill(args: argparse.Namespace) -> dict[str, Any]:
         cut = round(100 * (1 - after / before), 1) if before else None
         out[f"cut_pct_{scope}"] = cut
         out[f"goal_met_{scope}"] = bool(cut is not None and cut >= DISTILL_GOAL_CUT_PCT and kept_ok)
+        # at equal kept accuracy (round 0's, on test): the same cut, free of calibration noise
+        before = first["at_reference"][f"escalation_{scope}"]
+        after = last["at_reference"][f"escalation_{scope}"]
+        cut = round(100 * (1 - after / before), 1) if before else None
+        out[f"cut_pct_equal_{scope}"] = cut
+        out[f"goal_met_equal_{scope}"] = bool(cut is not None and cut >= DISTILL_GOAL_CUT_PCT)
     return out
 
 

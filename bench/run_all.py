@@ -540,17 +540,17 @@ def distill(args: argparse.Namespace) -> dict[str, Any]:
     out["traffic_per_intent"] = args.distill_traffic_per_intent
     out["goal_cut_pct"] = DISTILL_GOAL_CUT_PCT
     kept_ok = last["selective_accuracy"] >= out["target_accuracy"]
-    for scope in ("all", "in_scope"):
-        before, after = first[f"escalation_{scope}"], last[f"escalation_{scope}"]
-        cut = round(100 * (1 - after / before), 1) if before else None
-        out[f"cut_pct_{scope}"] = cut
-        out[f"goal_met_{scope}"] = bool(cut is not None and cut >= DISTILL_GOAL_CUT_PCT and kept_ok)
-        # at equal kept accuracy (round 0's, on test): the same cut, free of calibration noise
-        before = first["at_reference"][f"escalation_{scope}"]
-        after = last["at_reference"][f"escalation_{scope}"]
-        cut = round(100 * (1 - after / before), 1) if before else None
-        out[f"cut_pct_equal_{scope}"] = cut
-        out[f"goal_met_equal_{scope}"] = bool(cut is not None and cut >= DISTILL_GOAL_CUT_PCT)
+    # as deployed, and at equal kept accuracy (round 0's, on test: free of calibration noise)
+    for suffix, before, after, accurate in (
+        ("", first, last, kept_ok),
+        ("equal_", first["at_reference"], last["at_reference"], True),
+    ):
+        for scope in ("all", "in_scope"):
+            was, now = before[f"escalation_{scope}"], after[f"escalation_{scope}"]
+            cut = round(100 * (1 - now / was), 1) if was else None
+            out[f"cut_pct_{suffix}{scope}"] = cut
+            met = cut is not None and cut >= DISTILL_GOAL_CUT_PCT and accurate
+            out[f"goal_met_{suffix}{scope}"] = bool(met)
     return out
 
 

@@ -30,6 +30,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -123,8 +124,6 @@ class Planner:
         self.match_requests = match_requests
         #: where the skills' shared encoder is built (the planner then uses that one)
         self.skills_dir = skills_dir
-        self._encoder: SentenceEncoder | None = None
-        self._encoder_found = False  # looked up once, on first use
 
     async def plan(
         self,
@@ -249,15 +248,13 @@ class Planner:
             )
         return [catalog.deliverables[i] for i in picked]
 
-    @property
+    @functools.cached_property
     def encoder(self) -> SentenceEncoder | None:
-        """The sentence encoder the planner matches with (:mod:`orchestrator.llm.encoder`)."""
-        if not self._encoder_found:
-            from orchestrator.llm.encoder import sentence_encoder
+        """The sentence encoder the planner matches with (:mod:`orchestrator.llm.encoder`),
+        looked up once, on first use."""
+        from orchestrator.llm.encoder import sentence_encoder
 
-            self._encoder = sentence_encoder(self.skills_dir)
-            self._encoder_found = True
-        return self._encoder
+        return sentence_encoder(self.skills_dir)
 
     def _encode(self, texts: Sequence[str]) -> Any:
         encoder = self.encoder

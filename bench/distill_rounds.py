@@ -1,7 +1,8 @@
 """Three distillation rounds on CLINC150: does the escalation rate fall at equal selective accuracy?
 
     .venv/bin/python bench/distill_rounds.py [--base-per-intent 40] [--traffic-per-intent 20]
-                                             [--target 0.95] [--tiers tfidf,minilm]
+                                             [--traffic-oos 100] [--target 0.95]
+                                             [--tiers tfidf,minilm]
 
 The skill is trained from a CSV with ``orchestrator skills train``'s default two tiers (TF-IDF,
 then the shared encoder's tier calibrated as its chain; ``--tiers tfidf`` for one): the items
@@ -15,13 +16,21 @@ Data, with nothing leaking between roles:
 - round 0 trains on the first ``--base-per-intent`` rows per intent of CLINC150 ``train`` plus
   ``oos_train`` (a 5 % stratified slice of it is the trainer's own check split);
 - rounds 1-3 each send fresh traffic: the next ``--traffic-per-intent`` rows per intent of
-  ``train`` (disjoint slices, never in the base set); the current prod version answers them, items
-  under its threshold go to the oracle, and its answers become examples;
+  ``train`` (disjoint slices, never in the base set) and ``--traffic-oos`` out-of-scope turns; the
+  current prod version answers them, items under its threshold go to the oracle, and its answers
+  become examples;
 - each round then runs :func:`orchestrator.learning.distill.distill` (base + every example so far -> a
   canary), and promotes it;
 - every version is calibrated on ``val`` + ``oos_val`` (weighted to 18 % out-of-scope, as
-  turn_intent) at the same target, and measured on ``test`` + ``oos_test`` (never used to choose
-  anything).
+  turn_intent) at the same target, and measured on ``test`` + the rest of ``oos_test`` (never
+  used to choose anything).
+
+Where the traffic's out-of-scope turns come from: CLINC150 has 100 ``oos_train`` rows (all in
+round 0's set), 100 ``oos_val`` (they calibrate) and 1,000 ``oos_test``. Real traffic holds
+out-of-scope turns, and a loop that never sees one cannot learn them, so each round takes 100 of
+``oos_test`` (rows ``i`` with ``i % 10 == round - 1``: spread over the file) and the test keeps the
+other 700 (13.5 % of its 5,200 items). Round 0 trains on the same rows either way;
+``--traffic-oos 0`` gives the earlier bench (no out-of-scope traffic, all 1,000 in test).
 
 Two measures of each version on the test items:
 
@@ -33,10 +42,6 @@ Two measures of each version on the test items:
   keep round 0's selective accuracy on the test items, both thresholds chosen on those items with
   no margin. This compares the versions' risk-coverage curves at one point; it is a measurement
   only (a deployed skill's thresholds come from its calibration split, never from test labels).
-
-The traffic holds no out-of-scope turns: CLINC150 has 100 ``oos_train`` rows and all of them are
-in round 0's set (``oos_val`` calibrates, ``oos_test`` measures), so the rounds cannot teach
-them; the out-of-scope test turns (18 %) mostly stay unsure.
 
 Skills run in-process (no Ray). Takes about 3-4 minutes on 2 cores.
 """
@@ -76,9 +81,10 @@ OOS_SHARE = 0.18
 
 
 def slices(
-    per_base: int, per_round: int
-) -> tuple[list[tuple[str, str]], list[list[tuple[str, str]]]]:
-    """(base rows, [traffic of round 1..3]): disjoint slices of CLINC150 train per intent."""
+    per_base: int, per_round: int, oos_per_round: int = 0
+) -> tuple[list[tuple[str, str]], list[list[tuple[str, str]]], list[tuple[str, str]]]:
+    """(base rows, [traffic of round 1..3], test items): disjoint slices of CLINC150 (see the
+    module docstring for where each round's ``oos_per_round`` out-of-scope turns come from)."""
     seen: dict[str, int] = defaultdict(int)
     base: list[tuple[str, str]] = []
     traffic: list[list[tuple[str, str]]] = [[] for _ in range(ROUNDS)]
@@ -89,7 +95,15 @@ def slices(
             base.append((text, label))
         elif (n - per_base) // per_round < ROUNDS:
             traffic[(n - per_base) // per_round].append((text, label))
-    return base + clinc150("oos_train"), traffic
+    oos_test = clinc150("oos_test")
+    stride = len(oos_test) // oos_per_round if oos_per_round else 0
+    if oos_per_round and stride < ROUNDS + 1:
+        raise ValueError(f"--traffic-oos {oos_per_round} leaves too few oos_test rows to measure")
+    test_oos = []
+    for i, row in enumerate(oos_test):
+        slot = i % stride if stride else ROUNDS
+        (traffic[slot] if slot < ROUNDS and i // stride < oos_per_round else test_oos).append(row)
+    return base + clinc150("oos_train"), traffic, clinc150("test") + test_oos
 
 
 def unsure(version_key: str, skills_dir: Path, texts: list[str]) -> np.ndarray:
@@ -167,6 +181,7 @@ def run_rounds(
     traffic_per_intent: int = 20,
     target: float = 0.95,
     tiers: str = "tfidf,minilm",
+    traffic_oos: int = 100,
 ) -> dict[str, Any]:
     """Round 0 and three distillation rounds (see the module docstring); prints each row as it
     finishes and returns the summary (the ``--json`` object). ``bench/run_all.py`` calls it."""
@@ -175,18 +190,18 @@ def run_rounds(
         traffic_per_intent=traffic_per_intent,
         target=target,
         tiers=tiers,
+        traffic_oos=traffic_oos,
     )
     started = time.perf_counter()
-    base, traffic = slices(args.base_per_intent, args.traffic_per_intent)
+    base, traffic, test = slices(args.base_per_intent, args.traffic_per_intent, args.traffic_oos)
     val = clinc150_eval("val")
-    test = clinc150_eval("test")
     val_data = ([t for t, _ in val], [y for _, y in val], {OOS_INTENT: OOS_SHARE})
     print(
         "big model: ORACLE (answers every escalated item with its CLINC150 gold label)\n"
         f"base: {args.base_per_intent}/intent of train + oos_train = {len(base)} rows; traffic per "
-        f"round: {args.traffic_per_intent}/intent of train (disjoint, unseen) = "
-        f"{len(traffic[0])} items; calibrated on val+oos_val (oos weighted {OOS_SHARE:.0%}) at "
-        f"target {args.target}; measured on test+oos_test ({len(test)} items)",
+        f"round: {args.traffic_per_intent}/intent of train + {args.traffic_oos} of oos_test "
+        f"(disjoint, unseen) = {len(traffic[0])} items; calibrated on val+oos_val (oos weighted {OOS_SHARE:.0%}) at "
+        f"target {args.target}; measured on test + the rest of oos_test ({len(test)} items)",
         flush=True,
     )
     rows = []
@@ -287,6 +302,9 @@ def run_rounds(
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "target_accuracy": args.target,
         "tiers": args.tiers,
+        "traffic_oos": args.traffic_oos,
+        "test_items": len(test),
+        "test_out_of_scope": sum(1 for _, y in test if y == OOS_INTENT),
         #: round 0's selective accuracy on test: every version's escalations "at equal accuracy"
         "reference_accuracy": rows[0]["selective_accuracy"],
         "rounds": rows,
@@ -302,9 +320,14 @@ def main() -> None:
     parser.add_argument("--traffic-per-intent", type=int, default=20)
     parser.add_argument("--target", type=float, default=0.95)
     parser.add_argument("--tiers", default="tfidf,minilm")
+    parser.add_argument(
+        "--traffic-oos", type=int, default=100, help="out-of-scope turns per round (of oos_test)"
+    )
     parser.add_argument("--json", action="store_true", help="also print one JSON line")
     args = parser.parse_args()
-    summary = run_rounds(args.base_per_intent, args.traffic_per_intent, args.target, args.tiers)
+    summary = run_rounds(
+        args.base_per_intent, args.traffic_per_intent, args.target, args.tiers, args.traffic_oos
+    )
     if args.json:
         print(json.dumps(summary))
 

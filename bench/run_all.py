@@ -123,6 +123,7 @@ FULL: dict[str, Any] = {
     "bakeoff_limit": 20,  # unsure items: two calls of ten, ~4 minutes with the embedded model
     "distill_base_per_intent": 40,
     "distill_traffic_per_intent": 20,
+    "distill_traffic_oos": 100,
     "output": ROOT / "BENCHMARKS.md",
     "json": ROOT / "bench" / "benchmarks.json",
 }
@@ -184,6 +185,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bakeoff-limit", type=int, help="bakeoff: unsure items sent (seeded)")
     p.add_argument("--distill-base-per-intent", type=int, help="distill: round 0's rows")
     p.add_argument("--distill-traffic-per-intent", type=int, help="distill: each round's")
+    p.add_argument("--distill-traffic-oos", type=int, help="distill: each round's oos turns")
     p.add_argument("--output", type=Path, help="Markdown file to write")
     p.add_argument("--json", type=Path, help="JSON file to write (or read, --render-only)")
     args = p.parse_args(argv)
@@ -533,7 +535,9 @@ def distill(args: argparse.Namespace) -> dict[str, Any]:
 
     with contextlib.redirect_stdout(sys.stderr):
         out = distill_rounds.run_rounds(
-            args.distill_base_per_intent, args.distill_traffic_per_intent
+            args.distill_base_per_intent,
+            args.distill_traffic_per_intent,
+            traffic_oos=args.distill_traffic_oos,
         )
     first, last = out["rounds"][0], out["rounds"][-1]
     out["base_per_intent"] = args.distill_base_per_intent

@@ -82,9 +82,9 @@ Does distillation cut escalations at equal kept accuracy? A CLINC150 skill train
 (both tiers), then three rounds of unseen traffic: what the whole chain leaves unsure goes to an
 ORACLE playing the big model (it answers with the gold label: this measures the loop, not a
 model), distillation retrains both tiers on those answers and the new version is promoted. Every
-version is calibrated on val + oos_val (weighted to 18 % out-of-scope) and measured on test and
-the oos_test turns no round sent (`bench/distill_rounds.py`). Escalation rates and accuracies
-are fractions of the test items.""",
+version is calibrated on val + oos_val (out-of-scope turns weighted to their share of CLINC150's
+whole test) and measured on test and the oos_test turns no round sent
+(`bench/distill_rounds.py`). Escalation rates and accuracies are fractions of the test items.""",
     "kb": """\
 Answers from a knowledge base. A base built the default way (`orchestrator kb build`) from
 CLINC150 train questions (intents as answer ids), evaluated like `orchestrator kb eval` on test

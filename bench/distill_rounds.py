@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/distill_rounds.py [--base-per-intent 40] [--traffic-per-intent 20]
                                              [--traffic-oos 100] [--target 0.95]
-                                             [--tiers tfidf,minilm]
+                                             [--tiers tfidf,minilm] [--data banking77]
 
 The skill is trained from a CSV with ``orchestrator skills train``'s default two tiers (TF-IDF,
 then the shared encoder's tier calibrated as its chain; ``--tiers tfidf`` for one): the items
@@ -31,6 +31,11 @@ out-of-scope turns, and a loop that never sees one cannot learn them, so each ro
 ``oos_test`` (rows ``i`` with ``i % 10 == round - 1``: spread over the file) and the test keeps the
 other 700 (13.5 % of its 5,200 items). Round 0 trains on the same rows either way;
 ``--traffic-oos 0`` gives the earlier bench (no out-of-scope traffic, all 1,000 in test).
+
+``--data banking77`` runs the same loop on BANKING77 (``bench/data/banking77``, 77 intents, no
+out-of-scope label): each intent's train rows, in file order, give 10 % to calibrate, 40 % to
+round 0 and 16.7 % to each round's traffic; ``test.csv`` measures (``--base-per-intent``,
+``--traffic-per-intent`` and ``--traffic-oos`` are CLINC150's).
 
 Two measures of each version on the test items:
 
@@ -78,6 +83,7 @@ from skills.data import OOS_INTENT, clinc150, clinc150_eval
 NAME = "clinc_intent"
 ROUNDS = 3
 OOS_SHARE = 0.18
+Pairs = list[tuple[str, str]]
 
 
 def slices(
@@ -104,6 +110,38 @@ def slices(
         slot = i % stride if stride else ROUNDS
         (traffic[slot] if slot < ROUNDS and i // stride < oos_per_round else test_oos).append(row)
     return base + clinc150("oos_train"), traffic, clinc150("test") + test_oos
+
+
+BANKING77 = Path(__file__).resolve().parent / "data" / "banking77"
+#: BANKING77's split of each intent's train rows (file order): calibration, base, then each round
+BANKING77_SHARES = (0.1, 0.4, 0.5 / ROUNDS)
+
+
+def banking77_slices() -> tuple[Pairs, list[Pairs], Pairs, Pairs]:
+    """(base rows, [traffic of round 1..3], calibration rows, test items) of BANKING77: every
+    intent's train rows cut in file order by :data:`BANKING77_SHARES` (no intent has fewer than
+    35), test.csv measured. No out-of-scope label: every turn is in scope."""
+
+    def read(name: str) -> Pairs:
+        with (BANKING77 / name).open(encoding="utf-8", newline="") as fh:
+            return [(row["text"], row["category"]) for row in csv.DictReader(fh)]
+
+    per_intent: dict[str, Pairs] = defaultdict(list)
+    for row in read("train.csv"):
+        per_intent[row[1]].append(row)
+    val_share, base_share, round_share = BANKING77_SHARES
+    base: Pairs = []
+    val: Pairs = []
+    traffic: list[Pairs] = [[] for _ in range(ROUNDS)]
+    for rows in per_intent.values():
+        n = len(rows)
+        cuts = [round(n * (val_share + base_share + k * round_share)) for k in range(ROUNDS + 1)]
+        start = round(n * val_share)
+        val += rows[:start]
+        base += rows[start : cuts[0]]
+        for k in range(ROUNDS):
+            traffic[k] += rows[cuts[k] : cuts[k + 1]]
+    return base, traffic, val, read("test.csv")
 
 
 def unsure(version_key: str, skills_dir: Path, texts: list[str]) -> np.ndarray:
@@ -182,6 +220,7 @@ def run_rounds(
     target: float = 0.95,
     tiers: str = "tfidf,minilm",
     traffic_oos: int = 100,
+    data: str = "clinc150",
 ) -> dict[str, Any]:
     """Round 0 and three distillation rounds (see the module docstring); prints each row as it
     finishes and returns the summary (the ``--json`` object). ``bench/run_all.py`` calls it."""
@@ -193,17 +232,39 @@ def run_rounds(
         traffic_oos=traffic_oos,
     )
     started = time.perf_counter()
-    base, traffic, test = slices(args.base_per_intent, args.traffic_per_intent, args.traffic_oos)
-    val = clinc150_eval("val")
-    val_data = ([t for t, _ in val], [y for _, y in val], {OOS_INTENT: OOS_SHARE})
-    print(
-        "big model: ORACLE (answers every escalated item with its CLINC150 gold label)\n"
-        f"base: {args.base_per_intent}/intent of train + oos_train = {len(base)} rows; traffic per "
-        f"round: {args.traffic_per_intent}/intent of train + {args.traffic_oos} of oos_test "
-        f"(disjoint, unseen) = {len(traffic[0])} items; calibrated on val+oos_val (oos weighted {OOS_SHARE:.0%}) at "
-        f"target {args.target}; measured on test + the rest of oos_test ({len(test)} items)",
-        flush=True,
-    )
+    # five cross-fitted parts either way; 0.2 needs 5 rows a label (BANKING77's base holds 14
+    # of its smallest intent), 0.05 needs 20
+    name, val_fraction = (NAME, 0.05) if data == "clinc150" else ("banking77_intent", 0.2)
+    if data == "banking77":
+        base, traffic, val, test = banking77_slices()
+        val_data: tuple[list[str], list[str], dict[str, float] | None] = (
+            [t for t, _ in val],
+            [y for _, y in val],
+            None,
+        )
+        print(
+            f"big model: ORACLE (answers every escalated item with its BANKING77 gold label)\n"
+            f"per intent of train.csv: {BANKING77_SHARES[0]:.0%} calibrate ({len(val)} rows), "
+            f"{BANKING77_SHARES[1]:.0%} base ({len(base)} rows), {BANKING77_SHARES[2]:.1%} per "
+            f"round ({len(traffic[0])} items); target {args.target}; measured on test.csv "
+            f"({len(test)} items)",
+            flush=True,
+        )
+    else:
+        base, traffic, test = slices(
+            args.base_per_intent, args.traffic_per_intent, args.traffic_oos
+        )
+        val = clinc150_eval("val")
+        val_data = ([t for t, _ in val], [y for _, y in val], {OOS_INTENT: OOS_SHARE})
+        print(
+            "big model: ORACLE (answers every escalated item with its CLINC150 gold label)\n"
+            f"base: {args.base_per_intent}/intent of train + oos_train = {len(base)} rows; "
+            f"traffic per round: {args.traffic_per_intent}/intent of train + {args.traffic_oos} "
+            f"of oos_test (disjoint, unseen) = {len(traffic[0])} items; calibrated on "
+            f"val+oos_val (oos weighted {OOS_SHARE:.0%}) at target {args.target}; measured on "
+            f"test + the rest of oos_test ({len(test)} items)",
+            flush=True,
+        )
     rows = []
     with tempfile.TemporaryDirectory(prefix="distill_bench_") as tmp:
         skills_dir = Path(tmp) / "skills"
@@ -215,11 +276,11 @@ def run_rounds(
         t0 = time.perf_counter()
         report = train_text_classifier(
             base_csv,
-            name=NAME,
+            name=name,
             text_column="text",
             label_column="intent",
             skills_dir=skills_dir,
-            val_fraction=0.05,
+            val_fraction=val_fraction,
             target_accuracy=args.target,
             tiers=args.tiers,
         )
@@ -273,15 +334,16 @@ def run_rounds(
                     for i in to_oracle
                 )
                 result = distill(
-                    NAME,
+                    name,
                     examples=store,
                     skills_dir=skills_dir,
                     base_rows=base,
                     target_accuracy=args.target,
                     calibration_data=val_data,
+                    val_fraction=val_fraction,
                     eval_data=([t for t, _ in test], [y for _, y in test]),
                 )
-                promote(NAME, skills_dir=skills_dir)
+                promote(name, skills_dir=skills_dir)
                 prod = result.canary
                 rows.append(
                     {
@@ -298,11 +360,12 @@ def run_rounds(
                 _print_row(rows[-1])
     summary = {
         "bench": "distill_rounds",
-        "big_model": "ORACLE (CLINC150 gold labels)",
+        "data": data,
+        "big_model": f"ORACLE ({'BANKING77' if data == 'banking77' else 'CLINC150'} gold labels)",
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "target_accuracy": args.target,
         "tiers": args.tiers,
-        "traffic_oos": args.traffic_oos,
+        "traffic_oos": args.traffic_oos if data == "clinc150" else 0,
         "test_items": len(test),
         "test_out_of_scope": sum(1 for _, y in test if y == OOS_INTENT),
         #: round 0's selective accuracy on test: every version's escalations "at equal accuracy"
@@ -323,10 +386,18 @@ def main() -> None:
     parser.add_argument(
         "--traffic-oos", type=int, default=100, help="out-of-scope turns per round (of oos_test)"
     )
+    parser.add_argument(
+        "--data", choices=("clinc150", "banking77"), default="clinc150", help="the skill's data"
+    )
     parser.add_argument("--json", action="store_true", help="also print one JSON line")
     args = parser.parse_args()
     summary = run_rounds(
-        args.base_per_intent, args.traffic_per_intent, args.target, args.tiers, args.traffic_oos
+        args.base_per_intent,
+        args.traffic_per_intent,
+        args.target,
+        args.tiers,
+        args.traffic_oos,
+        args.data,
     )
     if args.json:
         print(json.dumps(summary))

@@ -1,4 +1,4 @@
-"""Three distillation rounds on CLINC150: does the escalation rate fall at equal selective accuracy?
+"""Three distillation rounds on CLINC150 (or BANKING77): do escalations fall at equal kept accuracy?
 
     .venv/bin/python bench/distill_rounds.py [--base-per-intent 40] [--traffic-per-intent 20]
                                              [--traffic-oos 100] [--target 0.95]
@@ -88,12 +88,12 @@ Pairs = list[tuple[str, str]]
 
 def slices(
     per_base: int, per_round: int, oos_per_round: int = 0
-) -> tuple[list[tuple[str, str]], list[list[tuple[str, str]]], list[tuple[str, str]]]:
+) -> tuple[Pairs, list[Pairs], Pairs]:
     """(base rows, [traffic of round 1..3], test items): disjoint slices of CLINC150 (see the
     module docstring for where each round's ``oos_per_round`` out-of-scope turns come from)."""
     seen: dict[str, int] = defaultdict(int)
-    base: list[tuple[str, str]] = []
-    traffic: list[list[tuple[str, str]]] = [[] for _ in range(ROUNDS)]
+    base: Pairs = []
+    traffic: list[Pairs] = [[] for _ in range(ROUNDS)]
     for text, label in clinc150("train"):
         n = seen[label]
         seen[label] += 1

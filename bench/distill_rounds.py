@@ -102,13 +102,18 @@ def slices(
         elif (n - per_base) // per_round < ROUNDS:
             traffic[(n - per_base) // per_round].append((text, label))
     oos_test = clinc150("oos_test")
-    stride = len(oos_test) // oos_per_round if oos_per_round else 0
-    if oos_per_round and stride < ROUNDS + 1:
-        raise ValueError(f"--traffic-oos {oos_per_round} leaves too few oos_test rows to measure")
-    test_oos = []
-    for i, row in enumerate(oos_test):
-        slot = i % stride if stride else ROUNDS
-        (traffic[slot] if slot < ROUNDS and i // stride < oos_per_round else test_oos).append(row)
+    sent: set[int] = set()  # oos_test rows that go to traffic: round k takes every stride-th from k
+    if oos_per_round:
+        stride = len(oos_test) // oos_per_round
+        if stride < ROUNDS + 1:
+            raise ValueError(
+                f"--traffic-oos {oos_per_round} leaves too few oos_test rows to measure"
+            )
+        for k in range(ROUNDS):
+            picked = range(k, stride * oos_per_round, stride)
+            traffic[k] += [oos_test[i] for i in picked]
+            sent.update(picked)
+    test_oos = [row for i, row in enumerate(oos_test) if i not in sent]
     return base + clinc150("oos_train"), traffic, clinc150("test") + test_oos
 
 

@@ -317,3 +317,30 @@ def test_a_csv_trained_skill_distils_from_its_own_csv_with_no_flags(setup: dict[
         report.canary.replace("mini", "mini_minilm")
     )
     assert canary.manifest is not None and "canary" in canary.manifest.aliases
+
+
+def test_a_skill_with_a_rare_label_distils_as_it_trained(tmp_path: Path) -> None:
+    """A label with 6 rows trains (cross-fitted: 5 parts) and distils with calibration data,
+    where distill's default --val-fraction is 0.05: still 5 parts, so 6 rows are still enough."""
+    base = _subset("train", 20)
+    rare = base[-1][1]
+    base = [row for row in base if row[1] != rare] + [row for row in base if row[1] == rare][:6]
+    base_csv = _write(tmp_path / "base.csv", base)
+    skills = tmp_path / "skills"
+    train_text_classifier(base_csv, name="rare", skills_dir=skills, tiers="tfidf")
+    val = _subset("val", 8)
+    with ExampleStore(tmp_path / "examples.db") as store:
+        store.add(
+            Example("rare@1.0.0", {"text": t}, {"label": y}, "llm:oracle", 0.3)
+            for t, y in _subset("train", 3, skip=20)
+        )
+        report = distill(
+            "rare",
+            examples=store,
+            skills_dir=skills,
+            base_csv=base_csv,
+            target_accuracy=0.9,
+            calibration_data=([t for t, _ in val], [y for _, y in val], None),
+        )
+    assert report.canary == "rare@1.1.0" and report.training["cross_fit_parts"] == 5
+    assert report.data["train_rows"] == len(base) + INTENTS * 3

@@ -362,7 +362,8 @@ def bad(tmp_path: Path) -> dict[str, Path]:
         ("ok", {"label_column": "intent"}, r"column 'intent' is not in .* Columns: text, label"),
         ("one_label", {}, r"single label \('a'\); a classifier needs at least 2"),
         ("few", {}, r"'rare' \(1\)\. Each label needs at least 5 rows"),
-        ("few", {"val_fraction": 0.1}, r"at least 10 rows"),
+        ("few", {"val_fraction": 0.1, "cross_fit": False}, r"at least 10 rows \(so that the val"),
+        ("few", {"val_fraction": 0.05}, r"at least 5 rows \(so that each part"),
         ("empty_text", {}, r"text column 'text' is empty on 1 row\(s\) \(lines 22\)"),
         ("header_only", {}, r"header but no data rows"),
         ("ok", {"name": "Bad-Name"}, r"lowercase snake_case"),
@@ -402,6 +403,23 @@ def test_labels_counted_per_label(bad: dict[str, Path], tmp_path: Path) -> None:
     assert report["label_counts"] == dict(Counter({"call": 10, "text": 10}))
     assert report["val_rows"] == 4 and report["train_rows"] == 16  # one held-out part
     assert report["cross_fit_parts"] == 0
+
+
+def test_five_rows_a_label_cross_fit_at_any_val_fraction(tmp_path: Path) -> None:
+    """Cross-fitting cuts the rows in 5 parts, at --val-fraction 0.05 too: 5 rows a label are
+    enough. Only one held-out part of 5 % needs 20 (one of them held out)."""
+    rows = [[f"please {w} number {i}", w] for w in ("call", "text") for i in range(20)]
+    rows += [[f"stop calling me now {i}", "stop"] for i in range(5)]
+    path = _write_csv(tmp_path / "five.csv", ["text", "label"], rows)
+    skills = tmp_path / "skills"
+    report = train_text_classifier(
+        path, name="calls", skills_dir=skills, val_fraction=0.05, tiers="tfidf"
+    )
+    assert report["cross_fit_parts"] == 5 and report["label_counts"]["stop"] == 5
+    with pytest.raises(DatasetError, match=r"'stop' \(5\)\. Each label needs at least 20 rows"):
+        train_text_classifier(
+            path, name="held", skills_dir=skills, val_fraction=0.05, cross_fit=False
+        )
 
 
 def test_skills_in_the_builtin_folder_get_package_entrypoints() -> None:

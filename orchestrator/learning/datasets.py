@@ -133,8 +133,11 @@ def non_empty_column(table: CsvTable, column: str, what: str) -> list[str]:
     return values
 
 
-def check_labels(labels: Sequence[str], val_fraction: float, where: str) -> dict[str, int]:
-    """Counts per label; DatasetError unless there are 2+ labels, each with enough rows."""
+def check_labels(
+    labels: Sequence[str], val_fraction: float, where: str, *, cross_fit: bool = False
+) -> dict[str, int]:
+    """Counts per label; DatasetError unless there are 2+ labels, each with enough rows (see
+    :func:`rows_needed_per_label`)."""
     if not 0.05 <= val_fraction <= 0.5:
         raise DatasetError(f"--val-fraction {val_fraction} must be between 0.05 and 0.5")
     counts = Counter(labels)
@@ -143,20 +146,32 @@ def check_labels(labels: Sequence[str], val_fraction: float, where: str) -> dict
         raise DatasetError(
             f"{where} has a single label ({only!r}); a classifier needs at least 2 labels"
         )
-    need = rows_needed_per_label(val_fraction)
+    need = rows_needed_per_label(val_fraction, cross_fit=cross_fit)
     short = sorted((n, label) for label, n in counts.items() if n < need)
     if short:
         listed = ", ".join(f"{label!r} ({n})" for n, label in short[:8])
         more = f" and {len(short) - 8} more" if len(short) > 8 else ""
+        why = (
+            "so that each part the rows are cut in for cross-fitting holds one"
+            if cross_fit
+            else f"so that the validation part, --val-fraction {val_fraction}, holds at least "
+            "one and training keeps the rest"
+        )
         raise DatasetError(
             f"{where}: {len(short)} label(s) have too few rows: {listed}{more}. Each label needs "
-            f"at least {need} rows (so that the validation part, --val-fraction {val_fraction}, "
-            "holds at least one and training keeps the rest); add rows or drop those labels"
+            f"at least {need} rows ({why}); add rows or drop those labels"
         )
     return dict(sorted(counts.items()))
 
 
-def rows_needed_per_label(val_fraction: float) -> int:
+def rows_needed_per_label(val_fraction: float, *, cross_fit: bool = False) -> int:
+    """Fewest rows a label needs. One held-out part of ``val_fraction`` needs ``1 / val_fraction``
+    rows to hold one. Cross-fitting cuts the rows in at most 5 parts whatever the fraction (0.05
+    too), so it needs one row per part, never more than :data:`MIN_ROWS_PER_LABEL`."""
+    if cross_fit:
+        from orchestrator.learning.held_out import fold_count
+
+        return max(MIN_ROWS_PER_LABEL, fold_count(val_fraction))
     return max(MIN_ROWS_PER_LABEL, math.ceil(1.0 / val_fraction - 1e-9))
 
 

@@ -185,7 +185,7 @@ def train_classifier(run: TrainRun, prepare: Callable[[CsvTable], FeatureStep]) 
     """
     started = time.perf_counter()
     step = prepare(read_csv(run.csv_path))
-    counts = check_labels(step.labels, run.val_fraction, str(run.csv_path))
+    counts = check_labels(step.labels, run.val_fraction, str(run.csv_path), cross_fit=run.cross_fit)
     run.weights(step.labels)  # a share naming a label the CSV lacks fails before any fitting
     target = plan_target(run.skills_dir, run.name, run.version, run.force)
     if run.cross_fit:  # every row is a validation row (held out once) and a training row

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import typer
 
 from orchestrator.errors import DatasetError, SetupError
 
@@ -94,6 +95,52 @@ def test_eval_reports_the_chain_as_a_whole_and_each_tier(trained):
     assert report["coverage"] >= report["single"]["coverage"]
     alone = evaluate("banking", test_csv, skills_dir=skills, label_column="intent", chain=False)
     assert "tiers" not in alone and alone["coverage"] == report["single"]["coverage"]
+
+    # per label, the counts of what answered each row: with thresholds that pass some rows on
+    # (this easy split keeps all at its own), they add up to the chain's figures
+    from orchestrator.learning.calibrate import columns_for
+    from orchestrator.learning.chain_eval import chain_report, find_chain
+    from orchestrator.learning.evaluate import load_version
+
+    first = load_version("banking", skills)
+    found = find_chain(first, skills)
+    assert found is not None
+    with test_csv.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    batch = columns_for(first.skill_cls, [r["utterance"] for r in rows])
+    expected = [r["intent"] for r in rows]
+    passed_on = chain_report(first, (found[0], 0.9, 0.6), batch, expected, per_label=True)
+    assert passed_on["tiers"][1]["kept"] > 0 and passed_on["escalated"] > 0
+    for whole in (passed_on, alone):
+        counts = whole["per_label"].values()
+        assert sum(c["rows"] for c in counts) == sum(c["predicted"] for c in counts) == 150
+        assert sum(c["kept"] for c in counts) == whole["kept"]
+        assert sum(c["correct"] for c in counts) == round(whole["accuracy"] * 150)
+        kept_right = sum(c["kept_correct"] for c in counts)
+        assert kept_right == round(whole["selective_accuracy"] * whole["kept"])
+
+
+def test_eval_warns_of_labels_the_skill_does_not_know(trained):
+    """A label only in the eval CSV: its rows count as wrong, and the command says which and
+    what to do (the JSON counts them)."""
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.skills import eval_command
+
+    base, skills, _ = trained
+    test_csv = _write_csv(base / "unseen.csv", "test", 4)
+    with test_csv.open("a", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows([["fly me to the moon", "space_travel"]] * 2)
+    app = typer.Typer()
+    app.command("eval")(eval_command)
+    app.command("noop")(lambda: None)  # two commands: "eval" stays a subcommand
+    args = ["eval", "banking", "--csv", str(test_csv), "--label-column", "intent"]
+    result = CliRunner().invoke(app, [*args, "--skills-dir", str(skills), "--json"])
+    assert result.exit_code == 0, result.output
+    assert "labels banking@1.0.0 does not know count as wrong: space_travel (2)" in result.stderr
+    report = json.loads(result.stdout)
+    assert report["unseen_labels"] == {"space_travel": 2}
+    assert report["per_label"]["space_travel"]["correct"] == 0 and report["rows"] == 22
 
 
 def test_one_encoder_per_process_and_an_item_embedded_once(trained):

@@ -205,6 +205,14 @@ def eval_command(
         output_field=output_field,
         chain=chain,
     )
+    if report.get("unseen_labels"):
+        rows = ", ".join(f"{k} ({v})" for k, v in report["unseen_labels"].items())
+        _console(stderr=True).print(
+            f"[yellow]warning[/]: rows with labels {report['skill']} does not know count as "
+            f"wrong: {rows}; retrain it with rows of those labels (`orchestrator skills train`) "
+            "or leave them out of the CSV",
+            highlight=False,
+        )
     if not json_out:
         from rich.table import Table
 

@@ -55,8 +55,12 @@ def chain_report(
     batch: Mapping[str, Sequence[Any]],
     expected: Sequence[str],
     output_field: str | None = None,
+    *,
+    per_label: bool = False,
 ) -> dict[str, Any]:
-    """Coverage, selective accuracy and escalations of the pair, with per-tier figures."""
+    """Coverage, selective accuracy and escalations of the pair, with per-tier figures; with
+    ``per_label``, also each label's counts for the chain's answers (the tier that kept a row,
+    else the second tier's)."""
     from orchestrator.learning.calibrate import columns_for, predict_labels, same_label
 
     second, t1, t2 = chain
@@ -74,7 +78,7 @@ def chain_report(
     final[rest] = right2
     kept_right = int((kept1 & right1).sum() + (kept2 & right2).sum())
     kept = int(kept1.sum() + kept2.sum())
-    return {
+    report: dict[str, Any] = {
         "chain": [first.key, second.key],
         "accuracy": round(float(final.mean()), 4),
         "coverage": round(kept / n, 4),
@@ -86,6 +90,15 @@ def chain_report(
             _tier(second.key, t2, len(rest), int(kept2.sum()), int((kept2 & right2).sum()), right2),
         ],
     }
+    if per_label:
+        from orchestrator.learning.label_counts import per_label_counts
+
+        answers = list(predicted)
+        whole_kept = kept1.copy()
+        for j, i in enumerate(rest):
+            answers[i], whole_kept[i] = p2[j], kept2[j]
+        report["per_label"] = per_label_counts(expected, answers, final, whole_kept)
+    return report
 
 
 def _tier(key: str, threshold: float, seen: int, kept: int, right: int, correct: Any) -> dict:

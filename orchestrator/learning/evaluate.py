@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -112,13 +113,15 @@ def evaluate(
     The threshold is the version's calibration (the build record's ``calibration.threshold``) unless given;
     with neither, every item is kept (threshold 0). When the skill has a calibrated chain (a tier
     trained after it, :mod:`orchestrator.learning.chain_eval`) and no threshold is given, the
-    top-level ``accuracy``, ``coverage``, ``kept``, ``escalated`` and ``selective_accuracy`` are
-    the chain's, the skill's own figures move under ``single``, and ``tiers`` has each tier's;
-    ``chain=False`` evaluates the skill alone.
+    top-level ``accuracy``, ``coverage``, ``kept``, ``escalated``, ``selective_accuracy`` and
+    ``per_label`` are the chain's, the skill's own figures move under ``single``, and ``tiers``
+    has each tier's; ``chain=False`` evaluates the skill alone. ``unseen_labels`` counts the rows
+    whose label the skill does not know (they count as wrong).
     """
     import numpy as np
 
     from orchestrator.learning.calibrate import predict_labels, same_label
+    from orchestrator.learning.label_counts import per_label_counts
     from orchestrator.registry.calibrations import stored_threshold
 
     started = time.perf_counter()
@@ -136,7 +139,8 @@ def evaluate(
     cut = 0.0 if threshold is None else float(threshold)
     kept = confidence >= cut
     known = getattr(version.skill_cls, "labels", None)
-    unseen = sorted(set(expected) - {str(k) for k in known}) if known else []
+    names = {str(k) for k in known} if known else None
+    unseen = Counter(e for e in expected if names is not None and e not in names)
     n, k = len(expected), int(kept.sum())
     report: dict[str, Any] = {
         "skill": version.key,
@@ -149,18 +153,18 @@ def evaluate(
         "kept": k,
         "escalated": n - k,
         "selective_accuracy": round(float(correct[kept].mean()), 4) if k else None,
-        "per_label": _per_label(expected, predicted, correct, kept),
+        "per_label": per_label_counts(expected, predicted, correct, kept),
         "seconds": round(time.perf_counter() - started, 2),
     }
-    if unseen:
-        report["unseen_labels"] = unseen
+    if unseen:  # rows the skill cannot answer right: they count as wrong (the CLI warns)
+        report["unseen_labels"] = dict(sorted(unseen.items()))
     pair = None
     if chain and source == "calibration" and version.folder is not None:
         from orchestrator.learning.chain_eval import chain_report, find_chain
 
         pair = find_chain(version, version.folder.parent)
     if pair is not None:
-        whole = chain_report(version, pair, batch, expected, output_field)
+        whole = chain_report(version, pair, batch, expected, output_field, per_label=True)
         keys = ("accuracy", "threshold", "coverage", "kept", "escalated", "selective_accuracy")
         report["single"] = {k: report[k] for k in keys}
         report.update(whole)
@@ -168,26 +172,6 @@ def evaluate(
         report.pop("threshold")
     report["seconds"] = round(time.perf_counter() - started, 2)
     return report
-
-
-def _per_label(
-    expected: list[str], predicted: list[Any], correct: Any, kept: Any
-) -> dict[str, dict[str, int]]:
-    """Per label (true or predicted): rows, correct, kept, kept and correct, predicted."""
-    import numpy as np
-
-    per_label: dict[str, dict[str, int]] = {}
-    for label in sorted(set(expected) | {str(p) for p in predicted if p is not None}):
-        truth = np.array([e == label for e in expected])
-        guess = np.array([p is not None and str(p) == label for p in predicted])
-        per_label[label] = {
-            "rows": int(truth.sum()),
-            "correct": int((truth & correct).sum()),
-            "kept": int((truth & kept).sum()),
-            "kept_correct": int((truth & kept & correct).sum()),
-            "predicted": int(guess.sum()),
-        }
-    return per_label
 
 
 # ---------------------------------------------------------------------------------------------

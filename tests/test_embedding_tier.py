@@ -69,6 +69,7 @@ def test_default_training_gives_a_calibrated_second_tier_sharing_the_encoder(tra
     config = json.loads((skills / "banking_minilm" / "skill.json").read_text())
     assert config["encoder"] == {"name": encoders.name, "sha256": encoders.sha256}
     assert config["label_set"] == "banking" and config["labels"] == sorted(INTENTS)
+    assert config["pooling"] == "geometric"
     # the encoder is referenced, never copied: the tier's folder holds only the small head
     biggest = max(p.stat().st_size for p in (skills / "banking_minilm").rglob("*") if p.is_file())
     assert biggest < encoders.onnx_path.stat().st_size / 10
@@ -141,6 +142,35 @@ def test_eval_warns_of_labels_the_skill_does_not_know(trained):
     report = json.loads(result.stdout)
     assert report["unseen_labels"] == {"space_travel": 2}
     assert report["per_label"]["space_travel"]["correct"] == 0 and report["rows"] == 22
+
+
+@pytest.mark.parametrize("pooling", ["linear", "geometric"])
+def test_the_onnx_head_pools_as_numpy_does(pooling):
+    """The head's ONNX graph gives blend()'s probabilities, a class the TF-IDF tier gives zero
+    included; geometric pooling drops a class one tier nearly rules out."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from orchestrator.learning.embedding_tier import blend, head_model
+
+    rng = np.random.default_rng(0)
+    coef, intercept = rng.normal(size=(5, 8)), rng.normal(size=5)
+    embedding = rng.normal(size=(20, 8)).astype(np.float32)
+    tfidf = rng.dirichlet(np.ones(5), size=20).astype(np.float32)
+    tfidf[0] = [0.0, 0.5, 0.5, 0.0, 0.0]
+    model = head_model(coef, intercept, 0.3, "t", pooling)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"embedding": embedding, "tfidf": tfidf})[0]
+    scores = embedding.astype(np.float64) @ coef.T + intercept
+    head = np.exp(scores - scores.max(1, keepdims=True))
+    head /= head.sum(1, keepdims=True)
+    want = blend(tfidf.astype(np.float64), head, 0.3, pooling)
+    assert np.abs(got - want).max() < 1e-5 and np.allclose(got.sum(1), 1.0, atol=1e-5)
+    # one tier sure of class 0, the other nearly ruling it out: linear follows the sure tier,
+    # geometric takes the class neither rules out
+    sure, other = np.array([[0.8, 0.15, 0.05]]), np.array([[0.05, 0.5, 0.45]])
+    pooled = blend(sure, other, 0.5, pooling)
+    assert pooled.argmax() == (0 if pooling == "linear" else 1)
 
 
 def test_one_encoder_per_process_and_an_item_embedded_once(trained):

@@ -113,6 +113,7 @@ def _write(
 ) -> Any:
     """The staged folder (head, the first tier's model, its val rows, manifest), loaded."""
     from orchestrator.learning.chain_calibrate import DEFAULT_CHAIN_CONFIDENCE_LEVEL
+    from orchestrator.learning.embedding_tier import POOLING
     from orchestrator.learning.evaluate import skill_config
     from orchestrator.registry.folders import csv_inputs, train_command_line, write_folder
     from orchestrator.registry.kinds import build_skill_class, class_name
@@ -139,6 +140,7 @@ def _write(
         "label_set": first.name,
         "model": "minilm-logreg-tfidf-blend",
         "tfidf_weight": weight,
+        "pooling": POOLING,
         "after": first.name,
         "encoder": {"name": artifact.name, "sha256": artifact.sha256},
         "validation_file": VAL_FILE,

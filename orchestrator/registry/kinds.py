@@ -109,8 +109,10 @@ class TextClassifier(OnnxClassifierSkill):
 
 class EmbeddingClassifier(OnnxClassifierSkill):
     """The second tier ``skills train text-classifier`` adds: the shared sentence encoder's
-    embedding of the text through a logistic-regression head, blended with the first tier's
-    TF-IDF probabilities (``w * tfidf + (1 - w) * head``: the two err on different texts).
+    embedding of the text through a logistic-regression head, pooled with the first tier's
+    TF-IDF probabilities (the two err on different texts): ``softmax(w * log(tfidf) + (1 - w) *
+    log(head))`` (``pooling`` in ``skill.json``; a tier without it was trained with the linear
+    ``w * tfidf + (1 - w) * head``, and its ``model.onnx`` computes that).
 
     ``model.onnx`` is the head (inputs ``embedding`` and ``tfidf``, output the blended
     probabilities), ``tfidf.onnx`` the first tier's model it was trained with. The encoder is not

@@ -272,4 +272,4 @@ def _install(
     """Write, check, calibrate (alone and after the first tier) and install the tier's folder."""
     expected = blend(tfidf, embedded, weight, POOLING)
     model = head_model(head.coef_, head.intercept_, weight, tier_name(first.name), POOLING)
-    return stage_tier(run, first, data, artifact, model, weight, expected, held_out)
+    return stage_tier(run, first, data, artifact, model, weight, expected, held_out, POOLING)

@@ -63,15 +63,18 @@ def stage_tier(
     weight: float,
     expected: np.ndarray,
     held_out: np.ndarray | None = None,
+    pooling: str = "linear",
 ) -> dict[str, Any]:
     """Install the tier; its report (single and chain calibration on the validation rows, or on
-    their ``held_out`` blended probabilities when cross-fitted)."""
+    their ``held_out`` blended probabilities when cross-fitted). ``weight`` and ``pooling`` say
+    how ``model`` blends the two tiers (recorded in ``skill.json``)."""
     from orchestrator.registry.folders import install_folder, plan_target, staging_folder
 
     target = plan_target(run.skills_dir, tier_name(first.name), first.version, run.force)
     stage = staging_folder(run.skills_dir, target.folder.name)
     try:
-        skill = _write(stage, run, first, data, artifact, model, weight, target, held_out)
+        blend = (weight, pooling)
+        skill = _write(stage, run, first, data, artifact, model, blend, target, held_out)
         val_texts = [data.texts[i] for i in data.val_idx]
         got = skill.session.run(None, skill.feed({skill.text_field: val_texts}))[0]
         gap = float(np.abs(np.asarray(got, dtype=np.float64) - expected).max())
@@ -107,13 +110,12 @@ def _write(
     data: TierData,
     artifact: EncoderArtifact,
     model: Any,
-    weight: float,
+    blend: tuple[float, str],
     target: Any,
     held_out: np.ndarray | None,
 ) -> Any:
     """The staged folder (head, the first tier's model, its val rows, manifest), loaded."""
     from orchestrator.learning.chain_calibrate import DEFAULT_CHAIN_CONFIDENCE_LEVEL
-    from orchestrator.learning.embedding_tier import POOLING
     from orchestrator.learning.evaluate import skill_config
     from orchestrator.registry.folders import csv_inputs, train_command_line, write_folder
     from orchestrator.registry.kinds import build_skill_class, class_name
@@ -139,8 +141,8 @@ def _write(
         ),
         "label_set": first.name,
         "model": "minilm-logreg-tfidf-blend",
-        "tfidf_weight": weight,
-        "pooling": POOLING,
+        "tfidf_weight": blend[0],
+        "pooling": blend[1],
         "after": first.name,
         "encoder": {"name": artifact.name, "sha256": artifact.sha256},
         "validation_file": VAL_FILE,

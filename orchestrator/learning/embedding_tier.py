@@ -272,4 +272,6 @@ def _install(
     """Write, check, calibrate (alone and after the first tier) and install the tier's folder."""
     expected = blend(tfidf, embedded, weight, POOLING)
     model = head_model(head.coef_, head.intercept_, weight, tier_name(first.name), POOLING)
-    return stage_tier(run, first, data, artifact, model, weight, expected, held_out, POOLING)
+    return stage_tier(
+        run, first, data, artifact, model, weight, expected, held_out, pooling=POOLING
+    )

@@ -63,7 +63,8 @@ def stage_tier(
     weight: float,
     expected: np.ndarray,
     held_out: np.ndarray | None = None,
-    pooling: str = "linear",
+    *,
+    pooling: str,
 ) -> dict[str, Any]:
     """Install the tier; its report (single and chain calibration on the validation rows, or on
     their ``held_out`` blended probabilities when cross-fitted). ``weight`` and ``pooling`` say
@@ -73,7 +74,7 @@ def stage_tier(
     target = plan_target(run.skills_dir, tier_name(first.name), first.version, run.force)
     stage = staging_folder(run.skills_dir, target.folder.name)
     try:
-        blend = (weight, pooling)
+        blend = {"tfidf_weight": weight, "pooling": pooling}
         skill = _write(stage, run, first, data, artifact, model, blend, target, held_out)
         val_texts = [data.texts[i] for i in data.val_idx]
         got = skill.session.run(None, skill.feed({skill.text_field: val_texts}))[0]
@@ -110,7 +111,7 @@ def _write(
     data: TierData,
     artifact: EncoderArtifact,
     model: Any,
-    blend: tuple[float, str],
+    blend: dict[str, Any],
     target: Any,
     held_out: np.ndarray | None,
 ) -> Any:
@@ -141,8 +142,7 @@ def _write(
         ),
         "label_set": first.name,
         "model": "minilm-logreg-tfidf-blend",
-        "tfidf_weight": blend[0],
-        "pooling": blend[1],
+        **blend,
         "after": first.name,
         "encoder": {"name": artifact.name, "sha256": artifact.sha256},
         "validation_file": VAL_FILE,
